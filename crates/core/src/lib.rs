@@ -1,0 +1,13 @@
+//! Shared vocabulary of berth.
+//!
+//! Every other crate speaks in these types: a [`FeatureMatrix`] is what a model scores, a
+//! [`Tensor`] is what it answers, and a [`ModelInfo`] describes what a loaded model takes and
+//! gives so that a signature can be inferred from it. Nothing here does I/O.
+
+mod matrix;
+mod model;
+mod tensor;
+
+pub use matrix::{FeatureMatrix, MatrixError};
+pub use model::{ModelFormat, ModelInfo, NamedTensor, OutputRole, OutputSpec, Task};
+pub use tensor::{Dim, ElementType, Tensor, TensorData, TensorError, TensorSpec};
