@@ -45,7 +45,10 @@ impl Default for LoadOptions {
 /// Guesses a model file's format from its first bytes (and, for ONNX, its extension).
 pub fn detect_format(path: &Path, bytes: &[u8]) -> Option<ModelFormat> {
     let head = &bytes[..bytes.len().min(4096)];
-    let text_start = head.iter().position(|b| !b.is_ascii_whitespace()).map(|i| &head[i..]);
+    let text_start = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| &head[i..]);
     match text_start {
         Some(t) if t.starts_with(b"{") => return Some(ModelFormat::XgboostJson),
         Some(t) if t.starts_with(b"tree\n") || t.starts_with(b"tree\r\n") => {
@@ -65,18 +68,27 @@ pub fn detect_format(path: &Path, bytes: &[u8]) -> Option<ModelFormat> {
 
 /// Loads the model in `path`, whatever its supported format.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Box<dyn Model>, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::new(path, format!("cannot read the file: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| LoadError::new(path, format!("cannot read the file: {e}")))?;
     load_bytes(path, &bytes, options)
 }
 
 /// Loads a model from bytes already read; `path` names it in errors and guides detection.
-pub fn load_bytes(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<Box<dyn Model>, LoadError> {
+pub fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<Box<dyn Model>, LoadError> {
     if bytes.is_empty() {
         return Err(LoadError::new(path, "the file is empty"));
     }
     match detect_format(path, bytes) {
-        Some(ModelFormat::XgboostJson) => Ok(Box::new(trees::TreeModel::from_xgboost_json(path, bytes)?)),
-        Some(ModelFormat::LightgbmText) => Ok(Box::new(trees::TreeModel::from_lightgbm_text(path, bytes)?)),
+        Some(ModelFormat::XgboostJson) => {
+            Ok(Box::new(trees::TreeModel::from_xgboost_json(path, bytes)?))
+        }
+        Some(ModelFormat::LightgbmText) => {
+            Ok(Box::new(trees::TreeModel::from_lightgbm_text(path, bytes)?))
+        }
         Some(ModelFormat::Onnx) => Ok(Box::new(onnx::OnnxModel::from_bytes(path, bytes, options)?)),
         None => Err(LoadError::new(
             path,
@@ -93,18 +105,33 @@ mod tests {
     #[test]
     fn formats_are_detected_by_content() {
         let p = Path::new("model.bin");
-        assert_eq!(detect_format(p, b"  {\"learner\":{}}"), Some(ModelFormat::XgboostJson));
-        assert_eq!(detect_format(p, b"tree\nversion=v4\n"), Some(ModelFormat::LightgbmText));
-        assert_eq!(detect_format(p, &[0x08, 0x07, 0x12]), Some(ModelFormat::Onnx));
-        assert_eq!(detect_format(Path::new("m.onnx"), b"garbage"), Some(ModelFormat::Onnx));
+        assert_eq!(
+            detect_format(p, b"  {\"learner\":{}}"),
+            Some(ModelFormat::XgboostJson)
+        );
+        assert_eq!(
+            detect_format(p, b"tree\nversion=v4\n"),
+            Some(ModelFormat::LightgbmText)
+        );
+        assert_eq!(
+            detect_format(p, &[0x08, 0x07, 0x12]),
+            Some(ModelFormat::Onnx)
+        );
+        assert_eq!(
+            detect_format(Path::new("m.onnx"), b"garbage"),
+            Some(ModelFormat::Onnx)
+        );
         assert_eq!(detect_format(p, b"garbage"), None);
     }
 
     #[test]
     fn unreadable_files_name_the_path() {
-        let err = load(Path::new("/nonexistent/model.onnx"), &LoadOptions::default())
-            .err()
-            .expect("a missing file cannot load");
+        let err = load(
+            Path::new("/nonexistent/model.onnx"),
+            &LoadOptions::default(),
+        )
+        .err()
+        .expect("a missing file cannot load");
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent/model.onnx"), "{msg}");
         assert!(msg.contains("cannot read"), "{msg}");

@@ -40,7 +40,10 @@ pub fn find_library() -> Result<PathBuf, String> {
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("ORT_DYLIB_PATH points to {}, which is not a file", p.display()))
+            Err(format!(
+                "ORT_DYLIB_PATH points to {}, which is not a file",
+                p.display()
+            ))
         };
     }
     let mut site_roots: Vec<PathBuf> = Vec::new();
@@ -58,9 +61,11 @@ pub fn find_library() -> Result<PathBuf, String> {
     if let Some(lib) = library_from_python() {
         return Ok(lib);
     }
-    Err("ONNX Runtime was not found. Install it with `pip install onnxruntime==1.31.1` (in the \
+    Err(
+        "ONNX Runtime was not found. Install it with `pip install onnxruntime==1.31.1` (in the \
          active virtualenv or ./.venv), or set ORT_DYLIB_PATH to the path of libonnxruntime.so"
-        .into())
+            .into(),
+    )
 }
 
 fn library_in_capi(capi: &Path) -> Option<PathBuf> {
@@ -69,9 +74,11 @@ fn library_in_capi(capi: &Path) -> Option<PathBuf> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libonnxruntime.so") || n == "libonnxruntime.dylib" || n == "onnxruntime.dll")
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with("libonnxruntime.so")
+                    || n == "libonnxruntime.dylib"
+                    || n == "onnxruntime.dll"
+            })
         })
         .collect();
     // Prefer the most specific name (libonnxruntime.so.1.31.1 over a bare symlink).
@@ -92,7 +99,10 @@ fn library_in_venv(venv: &Path) -> Option<PathBuf> {
 
 fn library_from_python() -> Option<PathBuf> {
     let out = Command::new("python3")
-        .args(["-c", "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))"])
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
         .output()
         .ok()?;
     if !out.status.success() {
@@ -191,16 +201,47 @@ impl OnnxModel {
             .collect::<Result<Vec<_>, String>>()
             .map_err(|e| LoadError::new(path, e))?;
         let (inputs, outputs, info) = {
-            let session = sessions[0].lock().map_err(|_| LoadError::new(path, "session lock poisoned"))?;
+            let session = sessions[0]
+                .lock()
+                .map_err(|_| LoadError::new(path, "session lock poisoned"))?;
             describe(&session).map_err(|e| LoadError::new(path, e))?
         };
-        Ok(Self {
+        let mut model = Self {
             sessions,
             next: AtomicUsize::new(0),
             inputs,
             outputs,
             info,
-        })
+        };
+        if model.info.task == (Task::Classification { classes: 0 }) {
+            model
+                .learn_class_count()
+                .map_err(|e| LoadError::new(path, e))?;
+        }
+        Ok(model)
+    }
+
+    /// ZipMap outputs do not declare how many classes there are: score one row of zeros once
+    /// and read it off the probabilities.
+    fn learn_class_count(&mut self) -> Result<(), String> {
+        let probe =
+            FeatureMatrix::new(1, self.info.num_features, vec![0.0; self.info.num_features])
+                .map_err(|e| e.to_string())?;
+        let outputs = self
+            .predict(&probe)
+            .map_err(|e| format!("a trial run to learn the class count failed: {e}"))?;
+        let classes = outputs
+            .iter()
+            .find(|o| o.role == OutputRole::Probabilities)
+            .map(|o| o.tensor.row_width())
+            .ok_or("a trial run gave no probabilities")?;
+        self.info.task = Task::Classification { classes };
+        for spec in &mut self.info.outputs {
+            if spec.role == OutputRole::Probabilities {
+                spec.tensor.shape = vec![Dim::Variable, Dim::Fixed(classes)];
+            }
+        }
+        Ok(())
     }
 }
 
@@ -219,7 +260,9 @@ fn new_session(env: &Environment, bytes: &[u8], options: &LoadOptions) -> Result
 }
 
 /// Reads the graph's inputs and outputs and decides how to bind them.
-fn describe(session: &Session) -> Result<(Vec<InputBinding>, Vec<OutputBinding>, ModelInfo), String> {
+fn describe(
+    session: &Session,
+) -> Result<(Vec<InputBinding>, Vec<OutputBinding>, ModelInfo), String> {
     let mut inputs = Vec::new();
     let mut input_specs = Vec::new();
     let mut column = 0;
@@ -292,10 +335,14 @@ fn describe(session: &Session) -> Result<(Vec<InputBinding>, Vec<OutputBinding>,
                 let et = element_type(*ty)
                     .ok_or_else(|| format!("output '{name}' has unsupported element type {ty}"))?;
                 let role = match et {
-                    ElementType::Int64 | ElementType::Int32 | ElementType::Bytes if shape.len() <= 1 || lower.contains("label") => {
+                    ElementType::Int64 | ElementType::Int32 | ElementType::Bytes
+                        if shape.len() <= 1 || lower.contains("label") =>
+                    {
                         OutputRole::Label
                     }
-                    ElementType::Fp32 | ElementType::Fp64 if lower.contains("prob") => OutputRole::Probabilities,
+                    ElementType::Fp32 | ElementType::Fp64 if lower.contains("prob") => {
+                        OutputRole::Probabilities
+                    }
                     ElementType::Fp32 | ElementType::Fp64 => OutputRole::Score,
                     _ => OutputRole::Other,
                 };
@@ -313,25 +360,32 @@ fn describe(session: &Session) -> Result<(Vec<InputBinding>, Vec<OutputBinding>,
                 )
             }
             ValueType::Sequence(inner) => match inner.as_ref() {
-                ValueType::Map { key, value: TensorElementType::Float32 }
-                    if matches!(key, TensorElementType::Int64 | TensorElementType::String) =>
-                {
-                    (
-                        OutputBinding {
-                            name: name.clone(),
-                            role: OutputRole::Probabilities,
-                            zipmap: Some(*key),
-                        },
-                        TensorSpec {
-                            name,
-                            element_type: ElementType::Fp32,
-                            shape: vec![Dim::Variable, Dim::Variable],
-                        },
-                    )
+                ValueType::Map {
+                    key,
+                    value: TensorElementType::Float32,
+                } if matches!(key, TensorElementType::Int64 | TensorElementType::String) => (
+                    OutputBinding {
+                        name: name.clone(),
+                        role: OutputRole::Probabilities,
+                        zipmap: Some(*key),
+                    },
+                    TensorSpec {
+                        name,
+                        element_type: ElementType::Fp32,
+                        shape: vec![Dim::Variable, Dim::Variable],
+                    },
+                ),
+                other => {
+                    return Err(format!(
+                        "output '{name}' is a sequence of {other}, which berth cannot read"
+                    ));
                 }
-                other => return Err(format!("output '{name}' is a sequence of {other}, which berth cannot read")),
             },
-            other => return Err(format!("output '{name}' is a {other}, which berth cannot read")),
+            other => {
+                return Err(format!(
+                    "output '{name}' is a {other}, which berth cannot read"
+                ));
+            }
         };
         output_specs.push(OutputSpec {
             tensor: spec,
@@ -368,7 +422,12 @@ fn describe(session: &Session) -> Result<(Vec<InputBinding>, Vec<OutputBinding>,
         .metadata()
         .ok()
         .and_then(|m| m.custom(FEATURE_NAMES_KEY))
-        .map(|names| names.split(',').map(|n| n.trim().to_string()).collect::<Vec<_>>())
+        .map(|names| {
+            names
+                .split(',')
+                .map(|n| n.trim().to_string())
+                .collect::<Vec<_>>()
+        })
         .filter(|names| names.len() == num_features);
     let feature_names = metadata_names.or_else(|| {
         inputs
@@ -432,17 +491,27 @@ fn backend(e: impl std::fmt::Display) -> PredictError {
 }
 
 fn tensor(shape: &[i64], data: TensorData) -> Result<Tensor, PredictError> {
-    let shape = shape.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
+    let shape = shape
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect();
     Tensor::new(shape, data).map_err(backend)
 }
 
 /// Reads one output value into a tensor.
-fn read_output(binding: &OutputBinding, value: &DynValue, rows: usize) -> Result<Tensor, PredictError> {
+fn read_output(
+    binding: &OutputBinding,
+    value: &DynValue,
+    rows: usize,
+) -> Result<Tensor, PredictError> {
     if let Some(key) = binding.zipmap {
         return read_zipmap(value, key, rows);
     }
     let ValueType::Tensor { ty, .. } = value.dtype() else {
-        return Err(backend(format!("output '{}' is not a tensor", binding.name)));
+        return Err(backend(format!(
+            "output '{}' is not a tensor",
+            binding.name
+        )));
     };
     match ty {
         TensorElementType::Float32 => {
@@ -469,29 +538,48 @@ fn read_output(binding: &OutputBinding, value: &DynValue, rows: usize) -> Result
             let (shape, data) = value.try_extract_strings().map_err(backend)?;
             tensor(shape, TensorData::Bytes(data))
         }
-        other => Err(backend(format!("output '{}' has element type {other}, which berth cannot read", binding.name))),
+        other => Err(backend(format!(
+            "output '{}' has element type {other}, which berth cannot read",
+            binding.name
+        ))),
     }
 }
 
 /// scikit-learn's ZipMap: one `{class: probability}` map per row, as a dense `[rows, classes]`
 /// matrix with classes in ascending order (scikit-learn's `classes_` order).
-fn read_zipmap(value: &DynValue, key: TensorElementType, rows: usize) -> Result<Tensor, PredictError> {
-    let maps = value.try_extract_sequence::<DynMapValueType>().map_err(backend)?;
+fn read_zipmap(
+    value: &DynValue,
+    key: TensorElementType,
+    rows: usize,
+) -> Result<Tensor, PredictError> {
+    let maps = value
+        .try_extract_sequence::<DynMapValueType>()
+        .map_err(backend)?;
     if maps.len() != rows {
-        return Err(backend(format!("ZipMap output has {} rows for {rows} inputs", maps.len())));
+        return Err(backend(format!(
+            "ZipMap output has {} rows for {rows} inputs",
+            maps.len()
+        )));
     }
     let mut data = Vec::new();
     let mut classes = 0;
     for map in &maps {
         let row: Vec<f32> = match key {
             TensorElementType::Int64 => {
-                let mut entries: Vec<(i64, f32)> = map.try_extract_map::<i64, f32>().map_err(backend)?.into_iter().collect();
+                let mut entries: Vec<(i64, f32)> = map
+                    .try_extract_map::<i64, f32>()
+                    .map_err(backend)?
+                    .into_iter()
+                    .collect();
                 entries.sort_by_key(|(k, _)| *k);
                 entries.into_iter().map(|(_, p)| p).collect()
             }
             _ => {
-                let mut entries: Vec<(String, f32)> =
-                    map.try_extract_map::<String, f32>().map_err(backend)?.into_iter().collect();
+                let mut entries: Vec<(String, f32)> = map
+                    .try_extract_map::<String, f32>()
+                    .map_err(backend)?
+                    .into_iter()
+                    .collect();
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
                 entries.into_iter().map(|(_, p)| p).collect()
             }
@@ -536,7 +624,8 @@ impl Model for OnnxModel {
                 InputType::I32 => Buffer::I32(to_integers(&input.name, &cols)?),
             });
         }
-        let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> = Vec::with_capacity(self.inputs.len());
+        let mut values: Vec<(String, ort::session::SessionInputValue<'_>)> =
+            Vec::with_capacity(self.inputs.len());
         for (input, buffer) in self.inputs.iter().zip(&buffers) {
             let shape: Vec<i64> = if input.rank1 {
                 vec![rows as i64]
@@ -544,10 +633,18 @@ impl Model for OnnxModel {
                 vec![rows as i64, input.width as i64]
             };
             let value: ort::session::SessionInputValue<'_> = match buffer {
-                Buffer::F32(v) => TensorRef::from_array_view((shape, v.as_slice())).map_err(backend)?.into(),
-                Buffer::F64(v) => TensorRef::from_array_view((shape, v.as_slice())).map_err(backend)?.into(),
-                Buffer::I64(v) => TensorRef::from_array_view((shape, v.as_slice())).map_err(backend)?.into(),
-                Buffer::I32(v) => TensorRef::from_array_view((shape, v.as_slice())).map_err(backend)?.into(),
+                Buffer::F32(v) => TensorRef::from_array_view((shape, v.as_slice()))
+                    .map_err(backend)?
+                    .into(),
+                Buffer::F64(v) => TensorRef::from_array_view((shape, v.as_slice()))
+                    .map_err(backend)?
+                    .into(),
+                Buffer::I64(v) => TensorRef::from_array_view((shape, v.as_slice()))
+                    .map_err(backend)?
+                    .into(),
+                Buffer::I32(v) => TensorRef::from_array_view((shape, v.as_slice()))
+                    .map_err(backend)?
+                    .into(),
             };
             values.push((input.name.clone(), value));
         }
@@ -558,9 +655,9 @@ impl Model for OnnxModel {
         let outputs = session.run(values).map_err(backend)?;
         let mut result = Vec::with_capacity(self.outputs.len());
         for binding in &self.outputs {
-            let value = outputs
-                .get(&binding.name)
-                .ok_or_else(|| backend(format!("output '{}' missing from the run", binding.name)))?;
+            let value = outputs.get(&binding.name).ok_or_else(|| {
+                backend(format!("output '{}' missing from the run", binding.name))
+            })?;
             result.push(NamedTensor {
                 name: binding.name.clone(),
                 role: binding.role,

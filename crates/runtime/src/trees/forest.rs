@@ -110,6 +110,39 @@ pub(crate) enum ForestError {
     TooLarge,
 }
 
+/// The floating-point type sums are accumulated in, as the library that trained the model does
+/// it: XGBoost adds leaf values in `f32`, LightGBM in `f64`. Matching it makes outputs equal to
+/// the library's bit for bit rather than merely close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Precision {
+    F32,
+    F64,
+}
+
+/// An accumulator type for [`Precision`].
+trait Accumulator: Copy + std::ops::AddAssign {
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+}
+
+impl Accumulator for f32 {
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Accumulator for f64 {
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
 /// A whole ensemble, ready to score.
 #[derive(Debug, Clone)]
 pub(crate) struct Forest {
@@ -126,6 +159,7 @@ pub(crate) struct Forest {
     base_margin: Vec<f64>,
     /// Divide each sum by the number of trees of its group (random-forest mode).
     average: bool,
+    precision: Precision,
 }
 
 /// Builds a [`Forest`] tree by tree, checking each tree's structure.
@@ -135,7 +169,12 @@ pub(crate) struct ForestBuilder {
 }
 
 impl ForestBuilder {
-    pub(crate) fn new(num_features: usize, base_margin: Vec<f64>, average: bool) -> Self {
+    pub(crate) fn new(
+        num_features: usize,
+        base_margin: Vec<f64>,
+        average: bool,
+        precision: Precision,
+    ) -> Self {
         let groups = base_margin.len();
         Self {
             forest: Forest {
@@ -148,6 +187,7 @@ impl ForestBuilder {
                 num_features,
                 base_margin,
                 average,
+                precision,
             },
             trees_per_group: vec![0; groups],
         }
@@ -155,7 +195,8 @@ impl ForestBuilder {
 
     /// Adds a category set (a bitset over category values); returns its index.
     pub(crate) fn add_category_set(&mut self, words: &[u32]) -> Result<usize, ForestError> {
-        let start = u32::try_from(self.forest.category_words.len()).map_err(|_| ForestError::TooLarge)?;
+        let start =
+            u32::try_from(self.forest.category_words.len()).map_err(|_| ForestError::TooLarge)?;
         let len = u32::try_from(words.len()).map_err(|_| ForestError::TooLarge)?;
         self.forest.category_words.extend_from_slice(words);
         self.forest.category_sets.push((start, len));
@@ -174,11 +215,16 @@ impl ForestBuilder {
         let tree = self.forest.roots.len();
         let groups = self.forest.base_margin.len();
         if group >= groups {
-            return Err(ForestError::BadGroup { tree, group, groups });
+            return Err(ForestError::BadGroup {
+                tree,
+                group,
+                groups,
+            });
         }
         let node_base = self.forest.nodes.len();
         let leaf_base = self.forest.leaves.len();
-        if node_base + splits.len() > i32::MAX as usize || leaf_base + leaf_values.len() > i32::MAX as usize
+        if node_base + splits.len() > i32::MAX as usize
+            || leaf_base + leaf_values.len() > i32::MAX as usize
         {
             return Err(ForestError::TooLarge);
         }
@@ -186,7 +232,11 @@ impl ForestBuilder {
             match child {
                 Child::Node(c) if c < splits.len() => {
                     if c <= node {
-                        return Err(ForestError::Backwards { tree, node, child: c });
+                        return Err(ForestError::Backwards {
+                            tree,
+                            node,
+                            child: c,
+                        });
                     }
                     Ok((node_base + c) as i32)
                 }
@@ -226,7 +276,12 @@ impl ForestBuilder {
                     self.check_feature(tree, node, feature)?;
                     let sets = self.forest.category_sets.len();
                     if set >= sets {
-                        return Err(ForestError::BadCategorySet { tree, node, set, sets });
+                        return Err(ForestError::BadCategorySet {
+                            tree,
+                            node,
+                            set,
+                            sets,
+                        });
                     }
                     (f32::from_bits(set as u32), feature as u32 | CATEGORICAL)
                 }
@@ -278,8 +333,11 @@ impl ForestBuilder {
         if self.forest.average {
             // Random-forest mode divides each group's sum by its number of trees; fold the
             // division into the leaves so scoring stays one pass.
-            let per_tree_divisor: Vec<f64> =
-                self.trees_per_group.iter().map(|&n| n.max(1) as f64).collect();
+            let per_tree_divisor: Vec<f64> = self
+                .trees_per_group
+                .iter()
+                .map(|&n| n.max(1) as f64)
+                .collect();
             self.forest.average = false;
             let mut scaled = self.forest.leaves.clone();
             for (t, &root) in self.forest.roots.iter().enumerate() {
@@ -332,7 +390,9 @@ impl Forest {
         debug_assert_eq!(features.len() / width.max(1), out.len() / groups);
         let rows = out.len() / groups;
         if rows >= PARALLEL_MIN_ROWS && rayon::current_num_threads() > 1 {
-            let rows_per_task = rows.div_ceil(rayon::current_num_threads() * 4).max(BLOCK_ROWS);
+            let rows_per_task = rows
+                .div_ceil(rayon::current_num_threads() * 4)
+                .max(BLOCK_ROWS);
             out.par_chunks_mut(rows_per_task * groups)
                 .zip(features.par_chunks(rows_per_task * width.max(1)))
                 .for_each(|(out, features)| self.margins_serial(features, out));
@@ -342,20 +402,33 @@ impl Forest {
     }
 
     fn margins_serial(&self, features: &[f32], out: &mut [f64]) {
+        match self.precision {
+            Precision::F32 => self.margins_as::<f32>(features, out),
+            Precision::F64 => self.margins_as::<f64>(features, out),
+        }
+    }
+
+    fn margins_as<A: Accumulator>(&self, features: &[f32], out: &mut [f64]) {
         let width = self.num_features.max(1);
         let groups = self.num_groups();
+        let base: Vec<A> = self.base_margin.iter().map(|&b| A::from_f64(b)).collect();
+        let mut sums: Vec<A> = Vec::with_capacity(BLOCK_ROWS * groups);
         for (out, features) in out
             .chunks_mut(BLOCK_ROWS * groups)
             .zip(features.chunks(BLOCK_ROWS * width))
         {
-            for row_out in out.chunks_mut(groups) {
-                row_out.copy_from_slice(&self.base_margin);
+            sums.clear();
+            for _ in 0..out.len() / groups {
+                sums.extend_from_slice(&base);
             }
             for (&root, &group) in self.roots.iter().zip(&self.tree_group) {
                 let group = group as usize;
-                for (row_out, row) in out.chunks_mut(groups).zip(features.chunks(width)) {
-                    row_out[group] += self.leaves[self.leaf(root, row)];
+                for (row_sums, row) in sums.chunks_mut(groups).zip(features.chunks(width)) {
+                    row_sums[group] += A::from_f64(self.leaves[self.leaf(root, row)]);
                 }
+            }
+            for (o, s) in out.iter_mut().zip(&sums) {
+                *o = s.to_f64();
             }
         }
     }
@@ -400,7 +473,11 @@ impl Forest {
             return if hit { node.left } else { node.right };
         }
         if x.is_nan() || (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x) {
-            if flags & DEFAULT_LEFT != 0 { node.left } else { node.right }
+            if flags & DEFAULT_LEFT != 0 {
+                node.left
+            } else {
+                node.right
+            }
         } else if x < node.threshold {
             node.left
         } else {
@@ -426,7 +503,18 @@ mod tests {
 
     #[test]
     fn le_threshold_matches_double_comparison() {
-        let thresholds = [0.5, 0.1, -0.1, 1e-40, -1e-40, 0.0, 3.4e38, 1e39, -1e39, 123.456_789];
+        let thresholds = [
+            0.5,
+            0.1,
+            -0.1,
+            1e-40,
+            -1e-40,
+            0.0,
+            3.4e38,
+            1e39,
+            -1e39,
+            123.456_789,
+        ];
         let values: Vec<f32> = vec![
             0.5,
             0.5f32.next_up(),
@@ -454,7 +542,7 @@ mod tests {
     }
 
     fn stump(missing: Missing) -> Forest {
-        let mut b = ForestBuilder::new(1, vec![0.0], false);
+        let mut b = ForestBuilder::new(1, vec![0.0], false, Precision::F64);
         b.add_tree(
             0,
             &[Split::Numeric {
@@ -496,7 +584,7 @@ mod tests {
 
     #[test]
     fn categorical_split_uses_the_bitset() {
-        let mut b = ForestBuilder::new(1, vec![0.0], false);
+        let mut b = ForestBuilder::new(1, vec![0.0], false, Precision::F64);
         let set = b.add_category_set(&[0b1010, 1]).unwrap(); // categories 1, 3, 32
         b.add_tree(
             0,
@@ -523,13 +611,21 @@ mod tests {
 
     #[test]
     fn malformed_trees_are_rejected() {
-        let mut b = ForestBuilder::new(2, vec![0.0], false);
+        let mut b = ForestBuilder::new(2, vec![0.0], false, Precision::F64);
         let split = Split::Numeric {
             feature: 0,
             threshold: 0.0,
             missing: Missing::DefaultLeft,
         };
-        let cycle = b.add_tree(0, &[split, split], &[(Child::Node(1), Child::Leaf(0)), (Child::Node(0), Child::Leaf(1))], &[0.0, 1.0]);
+        let cycle = b.add_tree(
+            0,
+            &[split, split],
+            &[
+                (Child::Node(1), Child::Leaf(0)),
+                (Child::Node(0), Child::Leaf(1)),
+            ],
+            &[0.0, 1.0],
+        );
         assert!(matches!(cycle, Err(ForestError::Backwards { .. })));
         let dangling = b.add_tree(0, &[split], &[(Child::Leaf(0), Child::Leaf(5))], &[0.0]);
         assert!(matches!(dangling, Err(ForestError::BadChild { .. })));
@@ -538,14 +634,22 @@ mod tests {
             threshold: 0.0,
             missing: Missing::DefaultLeft,
         };
-        let bad = b.add_tree(0, &[feature], &[(Child::Leaf(0), Child::Leaf(1))], &[0.0, 1.0]);
+        let bad = b.add_tree(
+            0,
+            &[feature],
+            &[(Child::Leaf(0), Child::Leaf(1))],
+            &[0.0, 1.0],
+        );
         assert!(matches!(bad, Err(ForestError::BadFeature { .. })));
-        assert!(matches!(b.add_tree(3, &[], &[], &[1.0]), Err(ForestError::BadGroup { .. })));
+        assert!(matches!(
+            b.add_tree(3, &[], &[], &[1.0]),
+            Err(ForestError::BadGroup { .. })
+        ));
     }
 
     #[test]
     fn parallel_and_serial_scoring_agree() {
-        let mut b = ForestBuilder::new(2, vec![0.5, -0.5], false);
+        let mut b = ForestBuilder::new(2, vec![0.5, -0.5], false, Precision::F32);
         for t in 0..20 {
             let s = |feature, threshold| Split::Numeric {
                 feature,
@@ -555,14 +659,19 @@ mod tests {
             b.add_tree(
                 t % 2,
                 &[s(0, t as f32 / 10.0), s(1, 0.3)],
-                &[(Child::Node(1), Child::Leaf(0)), (Child::Leaf(1), Child::Leaf(2))],
+                &[
+                    (Child::Node(1), Child::Leaf(0)),
+                    (Child::Leaf(1), Child::Leaf(2)),
+                ],
                 &[t as f64, 0.25, -0.75],
             )
             .unwrap();
         }
         let f = b.finish();
         let rows = 10_000;
-        let features: Vec<f32> = (0..rows * 2).map(|i| ((i * 7919) % 1000) as f32 / 400.0).collect();
+        let features: Vec<f32> = (0..rows * 2)
+            .map(|i| ((i * 7919) % 1000) as f32 / 400.0)
+            .collect();
         let mut parallel = vec![0.0; rows * 2];
         f.margins(&features, &mut parallel);
         let mut serial = vec![0.0; rows * 2];

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::forest::{Child, ForestBuilder, Missing, Split, f32_threshold_for_le};
+use super::forest::{Child, ForestBuilder, Missing, Precision, Split, f32_threshold_for_le};
 use super::{Link, Objective, Parsed};
 
 const CATEGORICAL_MASK: u8 = 1;
@@ -131,8 +131,8 @@ fn objective(line: &str, num_class: usize) -> Result<Objective, String> {
         "cross_entropy" | "xentropy" => regression(Link::Sigmoid { scale: 1.0 }),
         "cross_entropy_lambda" | "xentlambda" => regression(Link::Softplus),
         "poisson" | "gamma" | "tweedie" => regression(Link::Exp),
-        "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "regression_l1" | "l1"
-        | "huber" | "fair" | "quantile" | "mape" => {
+        "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "regression_l1"
+        | "l1" | "huber" | "fair" | "quantile" | "mape" => {
             if line.split_ascii_whitespace().any(|w| w == "sqrt") {
                 regression(Link::SignedSquare)
             } else {
@@ -145,7 +145,8 @@ fn objective(line: &str, num_class: usize) -> Result<Objective, String> {
 }
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not a LightGBM text model: the file is not UTF-8 text")?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| "not a LightGBM text model: the file is not UTF-8 text")?;
     let (header, trees) = sections(text)?;
     let num_class = header.count("num_class")?;
     let per_iteration = header.count("num_tree_per_iteration")?;
@@ -160,13 +161,14 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
             "num_tree_per_iteration={per_iteration} does not match the objective's {groups} outputs"
         ));
     }
-    let feature_names = header
-        .fields
-        .get("feature_names")
-        .map(|v| v.split_ascii_whitespace().map(str::to_owned).collect::<Vec<_>>());
+    let feature_names = header.fields.get("feature_names").map(|v| {
+        v.split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    });
     let average = header.fields.contains_key("average_output");
 
-    let mut builder = ForestBuilder::new(num_features, vec![0.0; groups], average);
+    let mut builder = ForestBuilder::new(num_features, vec![0.0; groups], average, Precision::F64);
     for (t, tree) in trees.iter().enumerate() {
         add_tree(&mut builder, tree, t % groups).map_err(|e| format!("tree {t}: {e}"))?;
     }
@@ -181,7 +183,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
 }
 
 fn add_tree(builder: &mut ForestBuilder, tree: &Section<'_>, group: usize) -> Result<(), String> {
-    if tree.fields.get("is_linear").is_some_and(|v| v.trim() == "1") {
+    if tree
+        .fields
+        .get("is_linear")
+        .is_some_and(|v| v.trim() == "1")
+    {
         return Err("linear trees (linear_tree=true) are not supported".into());
     }
     let num_leaves = tree.count("num_leaves")?;
@@ -191,7 +197,9 @@ fn add_tree(builder: &mut ForestBuilder, tree: &Section<'_>, group: usize) -> Re
     let leaf_values: Vec<f64> = tree.array("leaf_value", num_leaves)?;
     let n = num_leaves - 1;
     if n == 0 {
-        return builder.add_tree(group, &[], &[], &leaf_values).map_err(|e| e.to_string());
+        return builder
+            .add_tree(group, &[], &[], &leaf_values)
+            .map_err(|e| e.to_string());
     }
     let features: Vec<usize> = tree.array("split_feature", n)?;
     let thresholds: Vec<f64> = tree.array("threshold", n)?;
@@ -210,13 +218,21 @@ fn add_tree(builder: &mut ForestBuilder, tree: &Section<'_>, group: usize) -> Re
             if start > end || end > words.len() {
                 return Err(format!("cat_boundaries {start}..{end} out of range"));
             }
-            sets.push(builder.add_category_set(&words[start..end]).map_err(|e| e.to_string())?);
+            sets.push(
+                builder
+                    .add_category_set(&words[start..end])
+                    .map_err(|e| e.to_string())?,
+            );
         }
     }
 
     let child = |c: i64| -> Child {
         // Leaves are stored as `-(leaf + 1)`, i.e. `!leaf`.
-        if c < 0 { Child::Leaf((!c) as usize) } else { Child::Node(c as usize) }
+        if c < 0 {
+            Child::Leaf((!c) as usize)
+        } else {
+            Child::Node(c as usize)
+        }
     };
     let mut splits = Vec::with_capacity(n);
     for i in 0..n {
@@ -251,7 +267,11 @@ fn add_tree(builder: &mut ForestBuilder, tree: &Section<'_>, group: usize) -> Re
         };
         splits.push(split);
     }
-    let children: Vec<(Child, Child)> = left.iter().zip(&right).map(|(&l, &r)| (child(l), child(r))).collect();
+    let children: Vec<(Child, Child)> = left
+        .iter()
+        .zip(&right)
+        .map(|(&l, &r)| (child(l), child(r)))
+        .collect();
     builder
         .add_tree(group, &splits, &children, &leaf_values)
         .map_err(|e| e.to_string())
@@ -263,7 +283,10 @@ mod tests {
 
     #[test]
     fn objective_lines() {
-        assert_eq!(objective("binary sigmoid:1", 1).unwrap(), Objective::Binary { scale: 1.0 });
+        assert_eq!(
+            objective("binary sigmoid:1", 1).unwrap(),
+            Objective::Binary { scale: 1.0 }
+        );
         assert_eq!(
             objective("multiclass num_class:3", 3).unwrap(),
             Objective::Softmax { classes: 3 }
@@ -292,9 +315,14 @@ mod tests {
             Tree=0\nnum_leaves=2\nnum_cat=0\nsplit_feature=0\nthreshold=0.5\ndecision_type=10\n\
             left_child=-1\nright_child=-2\nleaf_value=1 2\nshrinkage=1\n\nend of trees\n";
         let parsed = parse(model.as_bytes()).unwrap();
-        assert_eq!(parsed.feature_names.as_deref(), Some(&["a".to_string(), "b".to_string()][..]));
+        assert_eq!(
+            parsed.feature_names.as_deref(),
+            Some(&["a".to_string(), "b".to_string()][..])
+        );
         let mut out = [0.0; 4];
-        parsed.forest.margins(&[0.5, 0.0, 0.6, 0.0, f32::NAN, 0.0, -3.0, 0.0], &mut out);
+        parsed
+            .forest
+            .margins(&[0.5, 0.0, 0.6, 0.0, f32::NAN, 0.0, -3.0, 0.0], &mut out);
         assert_eq!(out, [1.0, 2.0, 1.0, 1.0]);
     }
 }

@@ -38,7 +38,9 @@ pub(crate) enum Link {
     Identity,
     Exp,
     /// `1 / (1 + exp(-scale * x))`, e.g. `reg:logistic` or LightGBM `cross_entropy`.
-    Sigmoid { scale: f64 },
+    Sigmoid {
+        scale: f64,
+    },
     /// `sign(x) * x^2` (LightGBM `regression` trained with `sqrt`).
     SignedSquare,
     /// `ln(1 + exp(x))` (LightGBM `cross_entropy_lambda`).
@@ -145,7 +147,12 @@ impl TreeModel {
     }
 }
 
-fn spec(name: &str, element_type: ElementType, width: Option<usize>, role: OutputRole) -> OutputSpec {
+fn spec(
+    name: &str,
+    element_type: ElementType,
+    width: Option<usize>,
+    role: OutputRole,
+) -> OutputSpec {
     let mut shape = vec![Dim::Variable];
     shape.extend(width.map(Dim::Fixed));
     OutputSpec {
@@ -162,11 +169,26 @@ fn output_specs(objective: Objective) -> Vec<OutputSpec> {
     match objective.task() {
         Task::Classification { classes } => vec![
             spec("label", ElementType::Int64, None, OutputRole::Label),
-            spec("probabilities", ElementType::Fp64, Some(classes), OutputRole::Probabilities),
-            spec("margin", ElementType::Fp64, Some(objective.groups()), OutputRole::Other),
+            spec(
+                "probabilities",
+                ElementType::Fp64,
+                Some(classes),
+                OutputRole::Probabilities,
+            ),
+            spec(
+                "margin",
+                ElementType::Fp64,
+                Some(objective.groups()),
+                OutputRole::Other,
+            ),
         ],
         Task::Regression { targets } => {
-            vec![spec("value", ElementType::Fp64, Some(targets), OutputRole::Score)]
+            vec![spec(
+                "value",
+                ElementType::Fp64,
+                Some(targets),
+                OutputRole::Score,
+            )]
         }
         Task::Other => Vec::new(),
     }
@@ -187,7 +209,12 @@ fn argmax(values: &[f64]) -> usize {
     best
 }
 
-fn named(name: &str, role: OutputRole, shape: Vec<usize>, data: TensorData) -> Result<NamedTensor, PredictError> {
+fn named(
+    name: &str,
+    role: OutputRole,
+    shape: Vec<usize>,
+    data: TensorData,
+) -> Result<NamedTensor, PredictError> {
     let tensor = Tensor::new(shape, data).map_err(|e| PredictError::Backend(e.to_string()))?;
     Ok(NamedTensor {
         name: name.into(),
@@ -197,7 +224,12 @@ fn named(name: &str, role: OutputRole, shape: Vec<usize>, data: TensorData) -> R
 }
 
 /// Probabilities and labels of a classifier from its margins (`groups` per row).
-fn classify(objective: Objective, margin: &[f64], rows: usize, classes: usize) -> (Vec<f64>, Vec<i64>) {
+fn classify(
+    objective: Objective,
+    margin: &[f64],
+    rows: usize,
+    classes: usize,
+) -> (Vec<f64>, Vec<i64>) {
     let groups = objective.groups();
     let mut probabilities = vec![0.0; rows * classes];
     let mut labels = Vec::with_capacity(rows);
@@ -258,7 +290,12 @@ impl Model for TreeModel {
                         Link::Softplus => m.exp().ln_1p(),
                     };
                 }
-                Ok(vec![named("value", OutputRole::Score, vec![rows, groups], TensorData::Fp64(margin))?])
+                Ok(vec![named(
+                    "value",
+                    OutputRole::Score,
+                    vec![rows, groups],
+                    TensorData::Fp64(margin),
+                )?])
             }
             objective => {
                 let classes = match objective.task() {
@@ -267,14 +304,24 @@ impl Model for TreeModel {
                 };
                 let (probabilities, labels) = classify(objective, &margin, rows, classes);
                 Ok(vec![
-                    named("label", OutputRole::Label, vec![rows], TensorData::Int64(labels))?,
+                    named(
+                        "label",
+                        OutputRole::Label,
+                        vec![rows],
+                        TensorData::Int64(labels),
+                    )?,
                     named(
                         "probabilities",
                         OutputRole::Probabilities,
                         vec![rows, classes],
                         TensorData::Fp64(probabilities),
                     )?,
-                    named("margin", OutputRole::Other, vec![rows, groups], TensorData::Fp64(margin))?,
+                    named(
+                        "margin",
+                        OutputRole::Other,
+                        vec![rows, groups],
+                        TensorData::Fp64(margin),
+                    )?,
                 ])
             }
         }

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::forest::{Child, ForestBuilder, Missing, Split};
+use super::forest::{Child, ForestBuilder, Missing, Precision, Split};
 use super::{Link, Objective, Parsed};
 
 #[derive(Deserialize)]
@@ -85,15 +85,19 @@ fn parse_base_score(value: &str) -> Result<Vec<f64>, String> {
     inner
         .split(',')
         .map(|v| {
-            v.trim()
-                .parse::<f64>()
-                .map_err(|_| format!("learner_model_param.base_score: expected numbers, got {value:?}"))
+            v.trim().parse::<f64>().map_err(|_| {
+                format!("learner_model_param.base_score: expected numbers, got {value:?}")
+            })
         })
         .collect()
 }
 
 /// How the objective maps margins to outputs, and how `base_score` becomes a margin.
-fn objective(name: &str, classes: usize, targets: usize) -> Result<(Objective, fn(f64) -> f64), String> {
+fn objective(
+    name: &str,
+    classes: usize,
+    targets: usize,
+) -> Result<(Objective, fn(f64) -> f64), String> {
     let logit = |p: f64| -(1.0 / p - 1.0).ln();
     let identity = |x: f64| x;
     let ln = |x: f64| x.ln();
@@ -106,10 +110,15 @@ fn objective(name: &str, classes: usize, targets: usize) -> Result<(Objective, f
         "count:poisson" | "reg:gamma" | "reg:tweedie" | "survival:cox" | "survival:aft" => {
             (regression(Link::Exp), ln)
         }
-        "reg:squarederror" | "reg:linear" | "reg:squaredlogerror" | "reg:pseudohubererror"
-        | "reg:absoluteerror" | "reg:quantileerror" | "rank:pairwise" | "rank:ndcg" | "rank:map" => {
-            (regression(Link::Identity), identity)
-        }
+        "reg:squarederror"
+        | "reg:linear"
+        | "reg:squaredlogerror"
+        | "reg:pseudohubererror"
+        | "reg:absoluteerror"
+        | "reg:quantileerror"
+        | "rank:pairwise"
+        | "rank:ndcg"
+        | "rank:map" => (regression(Link::Identity), identity),
         other => return Err(format!("objective {other:?} is not supported")),
     })
 }
@@ -124,7 +133,9 @@ fn default_left(value: &Value) -> Option<bool> {
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let file: ModelFile = serde_json::from_slice(bytes).map_err(|e| {
-        format!("not a valid XGBoost JSON model ({e}); save it with Booster.save_model(\"model.json\")")
+        format!(
+            "not a valid XGBoost JSON model ({e}); save it with Booster.save_model(\"model.json\")"
+        )
     })?;
     let learner = file.learner;
     let param = &learner.learner_model_param;
@@ -144,7 +155,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let base_margin: Vec<f64> = match base_score.len() {
         1 => vec![to_margin(base_score[0]); groups],
         n if n == groups => base_score.iter().map(|&b| to_margin(b)).collect(),
-        n => return Err(format!("base_score has {n} values but the model has {groups} outputs")),
+        n => {
+            return Err(format!(
+                "base_score has {n} values but the model has {groups} outputs"
+            ));
+        }
     };
     // XGBoost adds base_score to the margin in f32.
     let base_margin = base_margin.iter().map(|&m| f64::from(m as f32)).collect();
@@ -152,7 +167,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let (trees, weights) = match learner.gradient_booster.name.as_str() {
         "gbtree" => (learner.gradient_booster.model, None),
         "dart" => {
-            let inner = learner.gradient_booster.gbtree.ok_or("dart booster without its gbtree")?;
+            let inner = learner
+                .gradient_booster
+                .gbtree
+                .ok_or("dart booster without its gbtree")?;
             (inner.model, learner.gradient_booster.weight_drop)
         }
         other => {
@@ -172,13 +190,19 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     if let Some(w) = &weights
         && w.len() != trees.trees.len()
     {
-        return Err(format!("dart weight_drop has {} weights for {} trees", w.len(), trees.trees.len()));
+        return Err(format!(
+            "dart weight_drop has {} weights for {} trees",
+            w.len(),
+            trees.trees.len()
+        ));
     }
 
-    let mut builder = ForestBuilder::new(num_features, base_margin, false);
+    let mut builder = ForestBuilder::new(num_features, base_margin, false, Precision::F32);
     for (t, (tree, &group)) in trees.trees.iter().zip(&trees.tree_info).enumerate() {
-        let weight = weights.as_ref().map_or(1.0, |w| w[t]);
-        let group = usize::try_from(group).map_err(|_| format!("tree {t}: negative group {group}"))?;
+        // XGBoost keeps dart weights in f32.
+        let weight = weights.as_ref().map_or(1.0, |w| f64::from(w[t] as f32));
+        let group =
+            usize::try_from(group).map_err(|_| format!("tree {t}: negative group {group}"))?;
         add_tree(&mut builder, t, tree, group, weight)?;
     }
     if builder.num_trees() == 0 {
@@ -192,7 +216,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     })
 }
 
-fn add_tree(builder: &mut ForestBuilder, t: usize, tree: &TreeJson, group: usize, weight: f64) -> Result<(), String> {
+fn add_tree(
+    builder: &mut ForestBuilder,
+    t: usize,
+    tree: &TreeJson,
+    group: usize,
+    weight: f64,
+) -> Result<(), String> {
     if let Some(size) = &tree.tree_param.size_leaf_vector
         && !matches!(size.trim(), "0" | "1")
     {
@@ -208,7 +238,9 @@ fn add_tree(builder: &mut ForestBuilder, t: usize, tree: &TreeJson, group: usize
         ("default_left", tree.default_left.len()),
     ] {
         if len != n {
-            return Err(format!("tree {t}: {field} has {len} entries, left_children has {n}"));
+            return Err(format!(
+                "tree {t}: {field} has {len} entries, left_children has {n}"
+            ));
         }
     }
     if tree.split_type.iter().any(|&s| s != 0) {
@@ -233,7 +265,9 @@ fn add_tree(builder: &mut ForestBuilder, t: usize, tree: &TreeJson, group: usize
         usize::try_from(c)
             .ok()
             .and_then(|c| slot.get(c).copied())
-            .ok_or_else(|| format!("tree {t}: node {node} points to child {c}, which does not exist"))
+            .ok_or_else(|| {
+                format!("tree {t}: node {node} points to child {c}, which does not exist")
+            })
     };
     let mut splits = Vec::with_capacity(splits_seen);
     let mut children = Vec::with_capacity(splits_seen);
@@ -256,7 +290,10 @@ fn add_tree(builder: &mut ForestBuilder, t: usize, tree: &TreeJson, group: usize
                 Missing::DefaultRight
             },
         });
-        children.push((child(i, tree.left_children[i])?, child(i, tree.right_children[i])?));
+        children.push((
+            child(i, tree.left_children[i])?,
+            child(i, tree.right_children[i])?,
+        ));
     }
     builder
         .add_tree(group, &splits, &children, &leaves)

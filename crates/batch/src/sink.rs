@@ -1,0 +1,238 @@
+//! Writing predictions as CSV or JSON lines: the row id, then one column per output value.
+//!
+//! Output columns are named by role: `label`, `p_0, p_1, ...` for class probabilities, `value`
+//! (or `value_0, ...`) for scores; outputs whose role is `Other` (such as a tree model's raw
+//! margin) are left out. A file is written under a
+//! temporary name and renamed when complete, so a failed run never leaves a partial file that
+//! looks finished.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use berth_core::{NamedTensor, OutputRole, TensorData};
+
+use crate::BatchError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Csv,
+    JsonLines,
+}
+
+impl OutputFormat {
+    pub fn from_path(path: &Path) -> Result<Self, BatchError> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("csv") => Ok(OutputFormat::Csv),
+            Some("jsonl" | "ndjson") => Ok(OutputFormat::JsonLines),
+            _ => Err(BatchError::Format {
+                path: path.to_path_buf(),
+                expected: ".csv or .jsonl",
+            }),
+        }
+    }
+}
+
+/// The outputs that are written, and their column names: by role, so every model's file reads
+/// the same (`label`, `p_0..`, `value`); by output name if two outputs share a role.
+fn columns_of(outputs: &[NamedTensor]) -> Vec<(usize, Vec<String>)> {
+    let written: Vec<(usize, &NamedTensor)> = outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.role != OutputRole::Other)
+        .collect();
+    let unique_roles = written.iter().all(|(i, o)| {
+        written
+            .iter()
+            .filter(|(j, p)| j != i && p.role == o.role)
+            .count()
+            == 0
+    });
+    written
+        .into_iter()
+        .map(|(i, o)| {
+            let width = o.tensor.row_width();
+            let base = match (unique_roles, o.role) {
+                (true, OutputRole::Label) => "label",
+                (true, OutputRole::Probabilities) => "p",
+                (true, OutputRole::Score) => "value",
+                _ => o.name.as_str(),
+            };
+            let names = if width == 1 && o.role != OutputRole::Probabilities {
+                vec![base.to_string()]
+            } else {
+                (0..width).map(|k| format!("{base}_{k}")).collect()
+            };
+            (i, names)
+        })
+        .collect()
+}
+
+/// One value as text: shortest form that reads back to the same number.
+fn cell(data: &TensorData, i: usize) -> String {
+    match data {
+        TensorData::Bool(v) => v[i].to_string(),
+        TensorData::Int32(v) => v[i].to_string(),
+        TensorData::Int64(v) => v[i].to_string(),
+        TensorData::Fp32(v) => v[i].to_string(),
+        TensorData::Fp64(v) => v[i].to_string(),
+        TensorData::Bytes(v) => v[i].clone(),
+    }
+}
+
+fn json_cell(data: &TensorData, i: usize) -> serde_json::Value {
+    use serde_json::Value;
+    match data {
+        TensorData::Bool(v) => Value::Bool(v[i]),
+        TensorData::Int32(v) => Value::from(v[i]),
+        TensorData::Int64(v) => Value::from(v[i]),
+        TensorData::Fp32(v) => {
+            serde_json::Number::from_f64(f64::from(v[i])).map_or(Value::Null, Value::Number)
+        }
+        TensorData::Fp64(v) => {
+            serde_json::Number::from_f64(v[i]).map_or(Value::Null, Value::Number)
+        }
+        TensorData::Bytes(v) => Value::String(v[i].clone()),
+    }
+}
+
+/// Where the rows go: a file (written whole or not at all) or standard output.
+enum Target {
+    File { partial: PathBuf, done: PathBuf },
+    Stdout,
+}
+
+/// Writes prediction rows; call [`TableWriter::finish`] to complete the file.
+pub struct TableWriter {
+    out: Box<dyn Write>,
+    format: OutputFormat,
+    target: Target,
+    header_written: bool,
+    id_column: String,
+}
+
+impl TableWriter {
+    /// Writes to `path` (format by extension), or CSV on standard output when `None`.
+    pub fn create(path: Option<&Path>, id_column: &str) -> Result<Self, BatchError> {
+        let (out, format, target): (Box<dyn Write>, _, _) = match path {
+            Some(path) => {
+                let format = OutputFormat::from_path(path)?;
+                let mut partial = path.as_os_str().to_owned();
+                partial.push(".partial");
+                let partial = PathBuf::from(partial);
+                let file = File::create(&partial).map_err(|e| BatchError::io(&partial, e))?;
+                (
+                    Box::new(BufWriter::new(file)),
+                    format,
+                    Target::File {
+                        partial,
+                        done: path.to_path_buf(),
+                    },
+                )
+            }
+            None => (
+                Box::new(BufWriter::new(std::io::stdout().lock())),
+                OutputFormat::Csv,
+                Target::Stdout,
+            ),
+        };
+        Ok(Self {
+            out,
+            format,
+            target,
+            header_written: false,
+            id_column: id_column.to_string(),
+        })
+    }
+
+    fn path(&self) -> PathBuf {
+        match &self.target {
+            Target::File { partial, .. } => partial.clone(),
+            Target::Stdout => PathBuf::from("<stdout>"),
+        }
+    }
+
+    /// Writes one chunk's predictions; `ids` (if any) has one entry per row.
+    pub fn write(
+        &mut self,
+        ids: Option<&[String]>,
+        outputs: &[NamedTensor],
+        rows: usize,
+    ) -> Result<(), BatchError> {
+        let columns = columns_of(outputs);
+        let io = |e: std::io::Error, path: PathBuf| BatchError::io(path, e);
+        match self.format {
+            OutputFormat::Csv => {
+                let mut line = String::new();
+                if !self.header_written {
+                    let mut header: Vec<String> =
+                        ids.map(|_| self.id_column.clone()).into_iter().collect();
+                    header.extend(columns.iter().flat_map(|(_, names)| names.iter().cloned()));
+                    writeln!(self.out, "{}", header.join(",")).map_err(|e| io(e, self.path()))?;
+                    self.header_written = true;
+                }
+                for r in 0..rows {
+                    line.clear();
+                    if let Some(ids) = ids {
+                        line.push_str(&csv_escape(&ids[r]));
+                        line.push(',');
+                    }
+                    for (i, names) in &columns {
+                        let data = outputs[*i].tensor.data();
+                        for k in 0..names.len() {
+                            line.push_str(&csv_escape(&cell(data, r * names.len() + k)));
+                            line.push(',');
+                        }
+                    }
+                    line.pop();
+                    writeln!(self.out, "{line}").map_err(|e| io(e, self.path()))?;
+                }
+            }
+            OutputFormat::JsonLines => {
+                for r in 0..rows {
+                    let mut object = serde_json::Map::new();
+                    if let Some(ids) = ids {
+                        object.insert(
+                            self.id_column.clone(),
+                            serde_json::Value::String(ids[r].clone()),
+                        );
+                    }
+                    for (i, names) in &columns {
+                        let data = outputs[*i].tensor.data();
+                        for (k, name) in names.iter().enumerate() {
+                            object.insert(name.clone(), json_cell(data, r * names.len() + k));
+                        }
+                    }
+                    writeln!(self.out, "{}", serde_json::Value::Object(object))
+                        .map_err(|e| io(e, self.path()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and, for a file, moves it to its final name.
+    pub fn finish(mut self) -> Result<(), BatchError> {
+        self.out
+            .flush()
+            .map_err(|e| BatchError::io(self.path(), e))?;
+        drop(self.out);
+        if let Target::File { partial, done } = &self.target {
+            std::fs::rename(partial, done).map_err(|e| BatchError::io(done, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn csv_escape(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_string()
+    }
+}
