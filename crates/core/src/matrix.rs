@@ -26,7 +26,7 @@ pub struct FeatureMatrix {
 impl FeatureMatrix {
     /// Wraps `values` (row-major) as a `rows x cols` matrix.
     pub fn new(rows: usize, cols: usize, values: Vec<f32>) -> Result<Self, MatrixError> {
-        let expected = rows.checked_mul(cols).unwrap_or(usize::MAX);
+        let expected = rows.saturating_mul(cols);
         if values.len() != expected {
             return Err(MatrixError {
                 rows,

@@ -20,7 +20,14 @@ const DEFAULT_LEFT: u32 = 1 << 31;
 const ZERO_IS_MISSING: u32 = 1 << 30;
 /// Node flag: a categorical split; `threshold` holds the index of its category bitset.
 const CATEGORICAL: u32 = 1 << 29;
-const FEATURE_MASK: u32 = CATEGORICAL - 1;
+/// Node flag: a categorical split on categories below 32; `threshold`'s bits are the set.
+const SMALL_CATEGORICAL: u32 = 1 << 28;
+const FEATURE_MASK: u32 = SMALL_CATEGORICAL - 1;
+/// Batches up to this size walk each row to its leaf and stop there (lowest latency); larger
+/// ones walk blocks of rows in lockstep (highest throughput).
+const SMALL_BATCH_ROWS: usize = 8;
+/// From this depth on, a block stops walking a tree once all its rows are at leaves.
+const EARLY_EXIT_DEPTH: u32 = 4;
 /// The largest feature index a node can name.
 pub(crate) const MAX_FEATURE: usize = FEATURE_MASK as usize;
 
@@ -144,14 +151,17 @@ impl Accumulator for f64 {
 }
 
 /// A whole ensemble, ready to score.
+///
+/// Leaves are nodes too: a leaf points to itself on both sides, so a row that reaches it early
+/// stays there, and every tree can be walked a fixed number of steps (its depth) without
+/// checking whether a row has arrived. That makes the walk of many rows through one tree a
+/// branch-free loop whose steps for different rows overlap in the CPU.
 #[derive(Debug, Clone)]
 pub(crate) struct Forest {
     nodes: Vec<Node>,
-    leaves: Vec<f64>,
-    /// Root of each tree: a node index, or `!leaf` for a tree that is a single leaf.
-    roots: Vec<i32>,
-    /// Output group each tree adds to.
-    tree_group: Vec<u32>,
+    /// Value of each node that is a leaf (0 for splits), parallel to `nodes`.
+    leaf_values: Vec<f64>,
+    trees: Vec<TreeMeta>,
     /// Category sets: `(start, len)` into `category_words`.
     category_sets: Vec<(u32, u32)>,
     category_words: Vec<u32>,
@@ -160,6 +170,32 @@ pub(crate) struct Forest {
     /// Divide each sum by the number of trees of its group (random-forest mode).
     average: bool,
     precision: Precision,
+}
+
+/// Where a tree lives in the node array and how to walk it.
+#[derive(Debug, Clone, Copy)]
+struct TreeMeta {
+    root: u32,
+    /// Index of the tree's first leaf: nodes from here on are leaves.
+    first_leaf: u32,
+    /// One past the tree's last node.
+    end: u32,
+    /// Steps from the root to the deepest leaf.
+    depth: u32,
+    /// Output group the tree adds to.
+    group: u32,
+    kind: TreeKind,
+}
+
+/// Which walk a tree needs: the cheaper kinds skip checks the tree has no use for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TreeKind {
+    /// Numeric splits with NaN as the only missing value.
+    Plain,
+    /// Plain splits and categorical splits on categories below 32.
+    SmallSets,
+    /// Anything, including zero-as-missing and large category sets.
+    Any,
 }
 
 /// Builds a [`Forest`] tree by tree, checking each tree's structure.
@@ -179,9 +215,8 @@ impl ForestBuilder {
         Self {
             forest: Forest {
                 nodes: Vec::new(),
-                leaves: Vec::new(),
-                roots: Vec::new(),
-                tree_group: Vec::new(),
+                leaf_values: Vec::new(),
+                trees: Vec::new(),
                 category_sets: Vec::new(),
                 category_words: Vec::new(),
                 num_features,
@@ -212,7 +247,7 @@ impl ForestBuilder {
         children: &[(Child, Child)],
         leaf_values: &[f64],
     ) -> Result<(), ForestError> {
-        let tree = self.forest.roots.len();
+        let tree = self.forest.trees.len();
         let groups = self.forest.base_margin.len();
         if group >= groups {
             return Err(ForestError::BadGroup {
@@ -221,11 +256,24 @@ impl ForestBuilder {
                 groups,
             });
         }
-        let node_base = self.forest.nodes.len();
-        let leaf_base = self.forest.leaves.len();
-        if node_base + splits.len() > i32::MAX as usize
-            || leaf_base + leaf_values.len() > i32::MAX as usize
-        {
+        if splits.len() != children.len() {
+            return Err(ForestError::BadChild {
+                tree,
+                node: splits.len().min(children.len()),
+                child: "(missing)".into(),
+            });
+        }
+        if leaf_values.is_empty() {
+            return Err(ForestError::BadChild {
+                tree,
+                node: 0,
+                child: "(a tree without leaves)".into(),
+            });
+        }
+        // Splits first, then leaves: split i is at base + i, leaf l at base + splits + l.
+        let base = self.forest.nodes.len();
+        let end = base + splits.len() + leaf_values.len();
+        if end > i32::MAX as usize {
             return Err(ForestError::TooLarge);
         }
         let to_global = |node: usize, child: Child| -> Result<i32, ForestError> {
@@ -238,9 +286,9 @@ impl ForestBuilder {
                             child: c,
                         });
                     }
-                    Ok((node_base + c) as i32)
+                    Ok((base + c) as i32)
                 }
-                Child::Leaf(l) if l < leaf_values.len() => Ok(!((leaf_base + l) as i32)),
+                Child::Leaf(l) if l < leaf_values.len() => Ok((base + splits.len() + l) as i32),
                 other => Err(ForestError::BadChild {
                     tree,
                     node,
@@ -248,14 +296,8 @@ impl ForestBuilder {
                 }),
             }
         };
-        if splits.len() != children.len() {
-            return Err(ForestError::BadChild {
-                tree,
-                node: splits.len().min(children.len()),
-                child: "(missing)".into(),
-            });
-        }
-        let mut nodes = Vec::with_capacity(splits.len());
+        let mut nodes = Vec::with_capacity(end - base);
+        let mut kind = TreeKind::Plain;
         for (node, (split, &(left, right))) in splits.iter().zip(children).enumerate() {
             let (threshold, feature_and_flags) = match *split {
                 Split::Numeric {
@@ -283,8 +325,22 @@ impl ForestBuilder {
                             sets,
                         });
                     }
-                    (f32::from_bits(set as u32), feature as u32 | CATEGORICAL)
+                    let (start, len) = self.forest.category_sets[set];
+                    let words = &self.forest.category_words[start as usize..(start + len) as usize];
+                    match words {
+                        [] => (f32::from_bits(0), feature as u32 | SMALL_CATEGORICAL),
+                        [word] => (f32::from_bits(*word), feature as u32 | SMALL_CATEGORICAL),
+                        _ => (f32::from_bits(set as u32), feature as u32 | CATEGORICAL),
+                    }
                 }
+            };
+            kind = match (
+                kind,
+                feature_and_flags & (CATEGORICAL | ZERO_IS_MISSING | SMALL_CATEGORICAL),
+            ) {
+                (_, 0) => kind,
+                (TreeKind::Plain | TreeKind::SmallSets, SMALL_CATEGORICAL) => TreeKind::SmallSets,
+                _ => TreeKind::Any,
             };
             nodes.push(Node {
                 threshold,
@@ -293,22 +349,47 @@ impl ForestBuilder {
                 right: to_global(node, right)?,
             });
         }
-        let root = if splits.is_empty() {
-            if leaf_values.is_empty() {
-                return Err(ForestError::BadChild {
-                    tree,
-                    node: 0,
-                    child: "(a tree without nodes or leaves)".into(),
-                });
+        for l in 0..leaf_values.len() {
+            let me = (base + splits.len() + l) as i32;
+            // A leaf reads feature 0 and goes to itself either way.
+            nodes.push(Node {
+                threshold: 0.0,
+                feature_and_flags: 0,
+                left: me,
+                right: me,
+            });
+        }
+        // Children always come after their parent, so one forward pass finds every depth.
+        let mut depths = vec![0u32; nodes.len()];
+        let mut depth = 0;
+        for i in 0..splits.len() {
+            for child in [nodes[i].left, nodes[i].right] {
+                let c = child as usize - base;
+                depths[c] = depths[c].max(depths[i] + 1);
+                depth = depth.max(depths[c]);
             }
-            !(leaf_base as i32)
-        } else {
-            node_base as i32
-        };
+        }
+        if depth > 0 && self.forest.num_features == 0 {
+            return Err(ForestError::BadFeature {
+                tree,
+                node: 0,
+                feature: 0,
+                features: 0,
+            });
+        }
         self.forest.nodes.extend(nodes);
-        self.forest.leaves.extend_from_slice(leaf_values);
-        self.forest.roots.push(root);
-        self.forest.tree_group.push(group as u32);
+        self.forest
+            .leaf_values
+            .extend(std::iter::repeat_n(0.0, splits.len()));
+        self.forest.leaf_values.extend_from_slice(leaf_values);
+        self.forest.trees.push(TreeMeta {
+            root: base as u32,
+            first_leaf: (base + splits.len()) as u32,
+            end: end as u32,
+            depth,
+            group: group as u32,
+            kind,
+        });
         self.trees_per_group[group] += 1;
         Ok(())
     }
@@ -326,27 +407,20 @@ impl ForestBuilder {
     }
 
     pub(crate) fn num_trees(&self) -> usize {
-        self.forest.roots.len()
+        self.forest.trees.len()
     }
 
     pub(crate) fn finish(mut self) -> Forest {
         if self.forest.average {
             // Random-forest mode divides each group's sum by its number of trees; fold the
             // division into the leaves so scoring stays one pass.
-            let per_tree_divisor: Vec<f64> = self
-                .trees_per_group
-                .iter()
-                .map(|&n| n.max(1) as f64)
-                .collect();
-            self.forest.average = false;
-            let mut scaled = self.forest.leaves.clone();
-            for (t, &root) in self.forest.roots.iter().enumerate() {
-                let divisor = per_tree_divisor[self.forest.tree_group[t] as usize];
-                for leaf in self.forest.tree_leaves(root) {
-                    scaled[leaf] = self.forest.leaves[leaf] / divisor;
+            for t in &self.forest.trees {
+                let divisor = self.trees_per_group[t.group as usize].max(1) as f64;
+                for v in &mut self.forest.leaf_values[t.root as usize..t.end as usize] {
+                    *v /= divisor;
                 }
             }
-            self.forest.leaves = scaled;
+            self.forest.average = false;
         }
         self.forest
     }
@@ -363,23 +437,7 @@ impl Forest {
     }
 
     pub(crate) fn num_trees(&self) -> usize {
-        self.roots.len()
-    }
-
-    /// Leaf indices reachable from `root`.
-    fn tree_leaves(&self, root: i32) -> Vec<usize> {
-        let mut out = Vec::new();
-        let mut stack = vec![root];
-        while let Some(i) = stack.pop() {
-            if i < 0 {
-                out.push(!i as usize);
-            } else {
-                let n = self.nodes[i as usize];
-                stack.push(n.left);
-                stack.push(n.right);
-            }
-        }
-        out
+        self.trees.len()
     }
 
     /// Raw sums (margins) of `rows` rows of `num_features` values each, row-major into `out`
@@ -387,8 +445,14 @@ impl Forest {
     pub(crate) fn margins(&self, features: &[f32], out: &mut [f64]) {
         let width = self.num_features;
         let groups = self.num_groups();
-        debug_assert_eq!(features.len() / width.max(1), out.len() / groups);
         let rows = out.len() / groups;
+        // The walks index `features` without bounds checks; this makes that sound.
+        assert!(
+            features.len() == rows * width && out.len() == rows * groups,
+            "margins: {} features and {} outputs do not make whole rows of {width} and {groups}",
+            features.len(),
+            out.len()
+        );
         if rows >= PARALLEL_MIN_ROWS && rayon::current_num_threads() > 1 {
             let rows_per_task = rows
                 .div_ceil(rayon::current_num_threads() * 4)
@@ -412,19 +476,41 @@ impl Forest {
         let width = self.num_features.max(1);
         let groups = self.num_groups();
         let base: Vec<A> = self.base_margin.iter().map(|&b| A::from_f64(b)).collect();
+        if out.len() / groups <= SMALL_BATCH_ROWS {
+            for (out, row) in out.chunks_mut(groups).zip(features.chunks(width)) {
+                let mut sums = base.clone();
+                for tree in &self.trees {
+                    sums[tree.group as usize] +=
+                        A::from_f64(self.leaf_values[self.leaf(tree.root, row)]);
+                }
+                for (o, s) in out.iter_mut().zip(&sums) {
+                    *o = s.to_f64();
+                }
+            }
+            return;
+        }
         let mut sums: Vec<A> = Vec::with_capacity(BLOCK_ROWS * groups);
+        let mut at = [0u32; BLOCK_ROWS];
         for (out, features) in out
             .chunks_mut(BLOCK_ROWS * groups)
             .zip(features.chunks(BLOCK_ROWS * width))
         {
+            let rows = out.len() / groups;
+            let at = &mut at[..rows];
             sums.clear();
-            for _ in 0..out.len() / groups {
+            for _ in 0..rows {
                 sums.extend_from_slice(&base);
             }
-            for (&root, &group) in self.roots.iter().zip(&self.tree_group) {
-                let group = group as usize;
-                for (row_sums, row) in sums.chunks_mut(groups).zip(features.chunks(width)) {
-                    row_sums[group] += A::from_f64(self.leaves[self.leaf(root, row)]);
+            for tree in &self.trees {
+                at.fill(tree.root);
+                match tree.kind {
+                    TreeKind::Plain => self.walk_plain(tree, features, width, at),
+                    TreeKind::SmallSets => self.walk_small_sets(tree, features, width, at),
+                    TreeKind::Any => self.walk_any(tree, features, width, at),
+                }
+                let group = tree.group as usize;
+                for (row_sums, &leaf) in sums.chunks_mut(groups).zip(at.iter()) {
+                    row_sums[group] += A::from_f64(self.leaf_values[leaf as usize]);
                 }
             }
             for (o, s) in out.iter_mut().zip(&sums) {
@@ -433,57 +519,135 @@ impl Forest {
         }
     }
 
-    /// The leaf that `row` reaches from `root`.
-    #[inline(always)]
-    fn leaf(&self, root: i32, row: &[f32]) -> usize {
-        let mut i = root;
-        while i >= 0 {
+    /// The leaf `row` reaches from `root`, stopping as soon as it gets there.
+    fn leaf(&self, root: u32, row: &[f32]) -> usize {
+        let mut i = root as i32;
+        loop {
             let node = &self.nodes[i as usize];
-            let flags = node.feature_and_flags;
-            let x = row[(flags & FEATURE_MASK) as usize];
-            i = if flags & (CATEGORICAL | ZERO_IS_MISSING) == 0 {
-                if x < node.threshold {
-                    node.left
-                } else if x.is_nan() && flags & DEFAULT_LEFT != 0 {
-                    node.left
-                } else {
-                    node.right
-                }
-            } else {
-                self.rare_split(node, x)
-            };
+            let x = row[(node.feature_and_flags & FEATURE_MASK) as usize];
+            let next = self.step(node, x);
+            if next == i {
+                return i as usize;
+            }
+            i = next;
         }
-        !i as usize
     }
 
-    /// Categorical and zero-as-missing splits, kept out of the hot loop.
-    #[cold]
-    fn rare_split(&self, node: &Node, x: f32) -> i32 {
-        let flags = node.feature_and_flags;
-        if flags & CATEGORICAL != 0 {
-            // LightGBM: NaN and negative values are never in a category set.
-            if x.is_nan() || x < 0.0 {
-                return node.right;
-            }
-            let category = x as u32; // truncates toward zero, as LightGBM's int cast does
-            let (start, len) = self.category_sets[node.threshold.to_bits() as usize];
-            let word = (category / 32) as usize;
-            let hit = word < len as usize
-                && (self.category_words[start as usize + word] >> (category % 32)) & 1 == 1;
-            return if hit { node.left } else { node.right };
-        }
-        if x.is_nan() || (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x) {
-            if flags & DEFAULT_LEFT != 0 {
+    /// Node `i` and the value of its feature in row `r` of a block, without bounds checks.
+    ///
+    /// Sound because the builder only stores node indices inside `nodes` (children are
+    /// checked, roots are tree starts), every node's feature is below `num_features` (checked;
+    /// leaves use feature 0 and exist in trees with splits only when there is a feature), and
+    /// `margins` asserts that `features` holds whole rows of `num_features`, with `r` below the
+    /// block's row count.
+    #[inline(always)]
+    fn node_and_value(&self, i: u32, features: &[f32], width: usize, r: usize) -> (&Node, f32) {
+        debug_assert!((i as usize) < self.nodes.len());
+        // SAFETY: see above; `i` is a stored node index.
+        let node = unsafe { self.nodes.get_unchecked(i as usize) };
+        let at = r * width + (node.feature_and_flags & FEATURE_MASK) as usize;
+        debug_assert!(at < features.len());
+        // SAFETY: see above; the feature is below `width` and `r` is a row of this block.
+        (node, unsafe { *features.get_unchecked(at) })
+    }
+
+    /// Walks every row of a block to its leaf through a tree of plain numeric splits.
+    #[inline(always)]
+    fn walk_plain(&self, tree: &TreeMeta, features: &[f32], width: usize, at: &mut [u32]) {
+        self.walk(tree, features, width, at, |node, x| {
+            if numeric_left(node, x) {
                 node.left
             } else {
                 node.right
             }
-        } else if x < node.threshold {
-            node.left
-        } else {
-            node.right
+        });
+    }
+
+    /// Like [`Forest::walk_plain`], for trees that also split on small category sets.
+    #[inline(always)]
+    fn walk_small_sets(&self, tree: &TreeMeta, features: &[f32], width: usize, at: &mut [u32]) {
+        self.walk(tree, features, width, at, |node, x| {
+            let left = if node.feature_and_flags & SMALL_CATEGORICAL != 0 {
+                small_set_left(node, x)
+            } else {
+                numeric_left(node, x)
+            };
+            if left { node.left } else { node.right }
+        });
+    }
+
+    /// Walks rows through a tree with any kind of split.
+    fn walk_any(&self, tree: &TreeMeta, features: &[f32], width: usize, at: &mut [u32]) {
+        self.walk(tree, features, width, at, |node, x| self.step(node, x));
+    }
+
+    /// Moves every row of a block (`at[r]` = its node, starting at the root) down to its leaf.
+    /// All rows take each step together, so the steps of different rows overlap in the CPU; a
+    /// row at a leaf stays there (leaves point to themselves). Once past the shallow levels,
+    /// the walk stops as soon as every row is at a leaf instead of going to the full depth.
+    #[inline(always)]
+    fn walk(
+        &self,
+        tree: &TreeMeta,
+        features: &[f32],
+        width: usize,
+        at: &mut [u32],
+        step: impl Fn(&Node, f32) -> i32,
+    ) {
+        for level in 0..tree.depth {
+            if level >= EARLY_EXIT_DEPTH && at.iter().all(|&i| i >= tree.first_leaf) {
+                break;
+            }
+            for (r, i) in at.iter_mut().enumerate() {
+                let (node, x) = self.node_and_value(*i, features, width, r);
+                *i = step(node, x) as u32;
+            }
         }
     }
+
+    /// The child `x` goes to from `node`, for any kind of split.
+    #[inline]
+    fn step(&self, node: &Node, x: f32) -> i32 {
+        let flags = node.feature_and_flags;
+        let left = if flags & (CATEGORICAL | ZERO_IS_MISSING | SMALL_CATEGORICAL) == 0 {
+            numeric_left(node, x)
+        } else if flags & SMALL_CATEGORICAL != 0 {
+            small_set_left(node, x)
+        } else if flags & CATEGORICAL != 0 {
+            let (start, len) = self.category_sets[node.threshold.to_bits() as usize];
+            category_of(x).is_some_and(|c| {
+                let word = (c / 32) as usize;
+                word < len as usize
+                    && (self.category_words[start as usize + word] >> (c % 32)) & 1 == 1
+            })
+        } else if x.is_nan() || (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x) {
+            flags & DEFAULT_LEFT != 0
+        } else {
+            x < node.threshold
+        };
+        if left { node.left } else { node.right }
+    }
+}
+
+/// A numeric split: left when `x < threshold`, or when `x` is NaN and missing values go left.
+#[inline(always)]
+fn numeric_left(node: &Node, x: f32) -> bool {
+    (x < node.threshold) | (x.is_nan() & (node.feature_and_flags & DEFAULT_LEFT != 0))
+}
+
+/// A categorical split whose set (categories below 32) is stored in the threshold's bits.
+#[inline(always)]
+fn small_set_left(node: &Node, x: f32) -> bool {
+    // Truncates toward zero as LightGBM's int cast does; NaN becomes 0, so it is tested apart,
+    // and a negative category wraps to a huge one, outside the set.
+    let c = x as i32 as u32;
+    !x.is_nan() & (c < 32) & ((node.threshold.to_bits() >> (c & 31)) & 1 == 1)
+}
+
+/// LightGBM's category of a value: its integer part, if that is not negative (NaN has none).
+fn category_of(x: f32) -> Option<u32> {
+    let c = x as i32;
+    (!x.is_nan() && c >= 0).then_some(c as u32)
 }
 
 /// The `f32` threshold `t` such that, for every `f32` value `x` that is not NaN,
@@ -607,6 +771,42 @@ mod tests {
         ] {
             assert_eq!(score(&f, x), want, "category {x}");
         }
+    }
+
+    /// One categorical stump over `words`, scored on each value as one batch (lockstep walk)
+    /// and one row at a time (early-exit walk); both must agree.
+    fn categorical_scores(words: &[u32], xs: &[f32]) -> Vec<f64> {
+        let mut b = ForestBuilder::new(1, vec![0.0], false, Precision::F64);
+        let set = b.add_category_set(words).unwrap();
+        b.add_tree(
+            0,
+            &[Split::Categorical { feature: 0, set }],
+            &[(Child::Leaf(0), Child::Leaf(1))],
+            &[-1.0, 1.0],
+        )
+        .unwrap();
+        let f = b.finish();
+        let many: Vec<f32> = xs.iter().copied().cycle().take(xs.len() * 20).collect();
+        let mut batch = vec![0.0; many.len()];
+        f.margins(&many, &mut batch);
+        let single: Vec<f64> = xs.iter().map(|&x| score(&f, x)).collect();
+        assert_eq!(&batch[..xs.len()], &single[..]);
+        single
+    }
+
+    #[test]
+    fn small_category_sets_follow_lightgbm() {
+        // Categories 0 and 3; -0.5 truncates to category 0, as LightGBM's int cast does.
+        let xs = [0.0, -0.5, 3.0, 3.9, 1.0, -1.0, 31.0, 32.0, 1e10, f32::NAN];
+        assert_eq!(
+            categorical_scores(&[0b1001], &xs),
+            [-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+        );
+        // Set with category 31 only.
+        assert_eq!(
+            categorical_scores(&[1 << 31], &[31.0, 30.0, 63.0]),
+            [-1.0, 1.0, 1.0]
+        );
     }
 
     #[test]

@@ -92,12 +92,11 @@ fn parse_base_score(value: &str) -> Result<Vec<f64>, String> {
         .collect()
 }
 
+/// Turns `base_score`, stored in the objective's output space, into a margin.
+type ToMargin = fn(f64) -> f64;
+
 /// How the objective maps margins to outputs, and how `base_score` becomes a margin.
-fn objective(
-    name: &str,
-    classes: usize,
-    targets: usize,
-) -> Result<(Objective, fn(f64) -> f64), String> {
+fn objective(name: &str, classes: usize, targets: usize) -> Result<(Objective, ToMargin), String> {
     let logit = |p: f64| -(1.0 / p - 1.0).ln();
     let identity = |x: f64| x;
     let ln = |x: f64| x.ln();
@@ -252,12 +251,12 @@ fn add_tree(
     // XGBoost numbers nodes 0..n with leaves among them; berth keeps splits and leaves apart.
     let mut slot = vec![Child::Leaf(0); n];
     let (mut splits_seen, mut leaves_seen) = (0, 0);
-    for i in 0..n {
-        if tree.left_children[i] == -1 {
-            slot[i] = Child::Leaf(leaves_seen);
+    for (slot, &left) in slot.iter_mut().zip(&tree.left_children) {
+        if left == -1 {
+            *slot = Child::Leaf(leaves_seen);
             leaves_seen += 1;
         } else {
-            slot[i] = Child::Node(splits_seen);
+            *slot = Child::Node(splits_seen);
             splits_seen += 1;
         }
     }
