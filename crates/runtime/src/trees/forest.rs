@@ -878,4 +878,146 @@ mod tests {
         f.margins_serial(&features, &mut serial);
         assert_eq!(parallel, serial);
     }
+
+    mod random_forests {
+        //! Random trees and rows: the optimised walks agree with a plain, recursive reading of
+        //! the split rules, row by row and in blocks, for every kind of split.
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A tree as the parsers describe it, kept for the reference evaluator.
+        #[derive(Debug, Clone)]
+        enum RefNode {
+            Leaf(f64),
+            Split(Split, Box<RefNode>, Box<RefNode>),
+        }
+
+        fn split(features: usize) -> impl Strategy<Value = Split> {
+            let missing = prop_oneof![
+                Just(Missing::DefaultLeft),
+                Just(Missing::DefaultRight),
+                Just(Missing::ZeroOrNanLeft),
+                Just(Missing::ZeroOrNanRight),
+            ];
+            prop_oneof![
+                3 => (0..features, -3.0f32..3.0, missing).prop_map(|(feature, threshold, missing)| {
+                    Split::Numeric { feature, threshold, missing }
+                }),
+                // Category sets 0..3 of the forest (set up below): small and large.
+                1 => (0..features, 0usize..3).prop_map(|(feature, set)| Split::Categorical { feature, set }),
+            ]
+        }
+
+        fn tree(features: usize) -> impl Strategy<Value = RefNode> {
+            let leaf = (-2.0f64..2.0).prop_map(RefNode::Leaf);
+            leaf.prop_recursive(7, 64, 2, move |inner| {
+                (split(features), inner.clone(), inner)
+                    .prop_map(|(s, l, r)| RefNode::Split(s, Box::new(l), Box::new(r)))
+            })
+        }
+
+        const SETS: [&[u32]; 3] = [&[0b1011], &[0, 1 << 3], &[]];
+
+        fn in_set(set: usize, x: f32) -> bool {
+            if x.is_nan() || (x as i64) < 0 {
+                return false;
+            }
+            let c = x as i64 as usize;
+            SETS[set]
+                .get(c / 32)
+                .is_some_and(|w| (w >> (c % 32)) & 1 == 1)
+        }
+
+        fn reference(node: &RefNode, row: &[f32]) -> f64 {
+            match node {
+                RefNode::Leaf(v) => *v,
+                RefNode::Split(split, l, r) => {
+                    let left = match *split {
+                        Split::Numeric {
+                            feature,
+                            threshold,
+                            missing,
+                        } => {
+                            let x = row[feature];
+                            let zero = x.abs() <= 1e-35;
+                            match missing {
+                                Missing::DefaultLeft if x.is_nan() => true,
+                                Missing::DefaultRight if x.is_nan() => false,
+                                Missing::ZeroOrNanLeft if x.is_nan() || zero => true,
+                                Missing::ZeroOrNanRight if x.is_nan() || zero => false,
+                                _ => x < threshold,
+                            }
+                        }
+                        Split::Categorical { feature, set } => in_set(set, row[feature]),
+                    };
+                    reference(if left { l } else { r }, row)
+                }
+            }
+        }
+
+        /// Flattens a tree in pre-order: splits numbered in visit order (children after parents).
+        fn flatten(
+            node: &RefNode,
+            splits: &mut Vec<Split>,
+            children: &mut Vec<(Child, Child)>,
+            leaves: &mut Vec<f64>,
+        ) -> Child {
+            match node {
+                RefNode::Leaf(v) => {
+                    leaves.push(*v);
+                    Child::Leaf(leaves.len() - 1)
+                }
+                RefNode::Split(s, l, r) => {
+                    let me = splits.len();
+                    splits.push(*s);
+                    children.push((Child::Leaf(0), Child::Leaf(0)));
+                    let left = flatten(l, splits, children, leaves);
+                    let right = flatten(r, splits, children, leaves);
+                    children[me] = (left, right);
+                    Child::Node(me)
+                }
+            }
+        }
+
+        fn value() -> impl Strategy<Value = f32> {
+            prop_oneof![
+                Just(f32::NAN),
+                Just(0.0f32),
+                Just(-0.0f32),
+                Just(1e-36f32),
+                (-2i32..40).prop_map(|c| c as f32),
+                -3.0f32..3.0,
+                (-1.0f32..0.0),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn walks_match_the_rules(
+                trees in prop::collection::vec(tree(3), 1..6),
+                rows in prop::collection::vec(prop::collection::vec(value(), 3), 1..150),
+            ) {
+                let mut b = ForestBuilder::new(3, vec![0.25], false, Precision::F64);
+                for words in SETS {
+                    b.add_category_set(words).unwrap();
+                }
+                for t in &trees {
+                    let (mut splits, mut children, mut leaves) = (Vec::new(), Vec::new(), Vec::new());
+                    flatten(t, &mut splits, &mut children, &mut leaves);
+                    b.add_tree(0, &splits, &children, &leaves).unwrap();
+                }
+                let forest = b.finish();
+                let features: Vec<f32> = rows.iter().flatten().copied().collect();
+                let mut batch = vec![0.0; rows.len()];
+                forest.margins(&features, &mut batch);
+                for (r, row) in rows.iter().enumerate() {
+                    let want: f64 = 0.25 + trees.iter().map(|t| reference(t, row)).sum::<f64>();
+                    let mut single = [0.0];
+                    forest.margins(row, &mut single);
+                    prop_assert!((single[0] - want).abs() < 1e-9, "row {r} alone: {} vs {want}", single[0]);
+                    prop_assert!((batch[r] - want).abs() < 1e-9, "row {r} in a block: {} vs {want}", batch[r]);
+                }
+            }
+        }
+    }
 }
