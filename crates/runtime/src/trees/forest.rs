@@ -746,33 +746,6 @@ mod tests {
         assert_eq!(score(&f, f32::NAN), 1.0);
     }
 
-    #[test]
-    fn categorical_split_uses_the_bitset() {
-        let mut b = ForestBuilder::new(1, vec![0.0], false, Precision::F64);
-        let set = b.add_category_set(&[0b1010, 1]).unwrap(); // categories 1, 3, 32
-        b.add_tree(
-            0,
-            &[Split::Categorical { feature: 0, set }],
-            &[(Child::Leaf(0), Child::Leaf(1))],
-            &[-1.0, 1.0],
-        )
-        .unwrap();
-        let f = b.finish();
-        for (x, want) in [
-            (1.0, -1.0),
-            (3.0, -1.0),
-            (3.7, -1.0),
-            (32.0, -1.0),
-            (0.0, 1.0),
-            (2.0, 1.0),
-            (64.0, 1.0),
-            (-1.0, 1.0),
-            (f32::NAN, 1.0),
-        ] {
-            assert_eq!(score(&f, x), want, "category {x}");
-        }
-    }
-
     /// One categorical stump over `words`, scored on each value as one batch (lockstep walk)
     /// and one row at a time (early-exit walk); both must agree.
     fn categorical_scores(words: &[u32], xs: &[f32]) -> Vec<f64> {
@@ -792,6 +765,16 @@ mod tests {
         let single: Vec<f64> = xs.iter().map(|&x| score(&f, x)).collect();
         assert_eq!(&batch[..xs.len()], &single[..]);
         single
+    }
+
+    #[test]
+    fn large_category_sets_use_the_bitset() {
+        // Categories 1, 3 and 32: two words, so the set lives outside the node.
+        let xs = [1.0, 3.0, 3.7, 32.0, 0.0, 2.0, 64.0, -1.0, f32::NAN];
+        assert_eq!(
+            categorical_scores(&[0b1010, 1], &xs),
+            [-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+        );
     }
 
     #[test]
