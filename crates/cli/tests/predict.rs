@@ -203,3 +203,46 @@ fn inspect_reports_inputs_outputs_and_names() {
     assert_eq!(info["feature_names"][0], "tenure_months");
     assert_eq!(info["outputs"][1]["name"], "probabilities");
 }
+
+#[test]
+fn scores_parquet() {
+    check_against_reference(
+        "xgb_multiclass.json",
+        &fixtures().join("data/eval_features.parquet"),
+    );
+}
+
+/// Runs berth with no environment, from an empty folder: no virtualenv, no python3.
+fn berth_without_onnxruntime(extra_env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = fixtures().join("models/rf_classifier.onnx");
+    let rows = fixtures().join("data/eval_features.csv");
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["predict", "-m", path(&model), "-i", path(&rows)])
+        .env_clear()
+        .envs(extra_env.iter().copied())
+        .current_dir(dir.path())
+        .output()
+        .expect("berth runs")
+}
+
+#[test]
+fn missing_onnx_runtime_says_how_to_get_it() {
+    let result = berth_without_onnxruntime(&[]);
+    assert_eq!(result.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("ONNX Runtime was not found"), "{stderr}");
+    assert!(stderr.contains("pip install onnxruntime"), "{stderr}");
+    assert!(stderr.contains("ORT_DYLIB_PATH"), "{stderr}");
+}
+
+#[test]
+fn a_wrong_ort_dylib_path_is_named() {
+    let result = berth_without_onnxruntime(&[("ORT_DYLIB_PATH", "/nowhere/libonnxruntime.so")]);
+    assert_eq!(result.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("ORT_DYLIB_PATH points to /nowhere/libonnxruntime.so"),
+        "{stderr}"
+    );
+}

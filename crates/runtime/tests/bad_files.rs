@@ -147,3 +147,28 @@ fn an_empty_batch_gives_empty_outputs() {
         );
     }
 }
+
+#[test]
+fn an_operator_onnx_runtime_does_not_have() {
+    let err = berth_runtime::load(&fixture("unsupported_op.onnx"), &LoadOptions::default())
+        .err()
+        .expect("a custom operator without its library cannot load");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("unsupported_op.onnx") && msg.contains("NoSuchOp"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_text_input_is_refused_by_name() {
+    let err = berth_runtime::load(&fixture("string_input.onnx"), &LoadOptions::default())
+        .err()
+        .expect("a string input cannot be fed from a feature matrix");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("string_input.onnx") && msg.contains("input 'text'"),
+        "{msg}"
+    );
+    assert!(msg.contains("numeric feature columns"), "{msg}");
+}
