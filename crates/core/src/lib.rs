@@ -6,8 +6,10 @@
 
 mod matrix;
 mod model;
+mod signature;
 mod tensor;
 
 pub use matrix::{FeatureMatrix, MatrixError};
 pub use model::{ModelFormat, ModelInfo, NamedTensor, OutputRole, OutputSpec, Task};
+pub use signature::{DefaultValue, Field, FieldType, OutputField, Signature, SignatureError};
 pub use tensor::{Dim, ElementType, Tensor, TensorData, TensorError, TensorSpec};

@@ -1,0 +1,465 @@
+//! berth's model registry: what exists, what is live, and how it got there.
+//!
+//! A [`Registry`] registers versions (loading each artifact with the runtime first, so a file
+//! that does not load is refused and nothing is written), moves aliases, points endpoints at
+//! versions or aliases, and answers "what was live at T" from the audit log, which the store
+//! writes in the same transaction as every change.
+
+mod error;
+pub mod names;
+pub mod policy;
+mod signature_file;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_core::{ModelInfo, Signature};
+use berth_runtime::LoadOptions;
+use berth_store::{
+    AliasRecord, ArtifactStore, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage,
+    MetadataStore, ModelRecord, NewVersion, StoreConfig, VersionRecord,
+};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use error::RegistryError;
+pub use names::{ModelRef, Selector, check_alias, check_name};
+pub use policy::{Target, TrafficPolicy};
+pub use signature_file::parse_signature_yaml;
+
+/// Where the registry reads the time; tests replace it to place changes at known times.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Everything a registration may bring besides the artifact.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterRequest {
+    pub description: Option<String>,
+    /// A hand-written signature; inferred from the artifact when absent.
+    pub signature: Option<Signature>,
+    /// Reference data (Parquet or CSV bytes) and its file name.
+    pub reference: Option<(String, Bytes)>,
+    pub tags: BTreeMap<String, String>,
+    pub metrics: BTreeMap<String, f64>,
+    pub lineage: Lineage,
+    pub reason: Option<String>,
+}
+
+/// Which version each alias and endpoint pointed to at a time, and who changed it last.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveState {
+    pub at: DateTime<Utc>,
+    pub aliases: Vec<LiveAlias>,
+    pub endpoints: Vec<LiveEndpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveAlias {
+    pub model: String,
+    pub alias: String,
+    pub version: i64,
+    pub changed_at: DateTime<Utc>,
+    pub changed_by: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveEndpoint {
+    pub endpoint: String,
+    pub target: String,
+    /// The version the target resolved to at that time (through the alias, if any).
+    pub version: Option<i64>,
+    pub changed_at: DateTime<Utc>,
+    pub changed_by: String,
+    pub reason: Option<String>,
+}
+
+/// A model with its versions and aliases, for `models show`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelDetail {
+    pub model: ModelRecord,
+    pub versions: Vec<VersionRecord>,
+    pub aliases: Vec<AliasRecord>,
+}
+
+/// The registry over a metadata store and an artifact store.
+#[derive(Clone)]
+pub struct Registry {
+    meta: MetadataStore,
+    artifacts: ArtifactStore,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("metadata", &self.meta.location())
+            .finish()
+    }
+}
+
+fn not_found_model(name: &str) -> RegistryError {
+    RegistryError::NotFound(format!("model '{name}' does not exist"))
+}
+
+impl Registry {
+    /// Opens (creating and migrating as needed) the stores `config` names.
+    pub async fn open(config: &StoreConfig) -> Result<Self, RegistryError> {
+        let (meta, artifacts) = config.open().await?;
+        Ok(Self::new(meta, artifacts, Arc::new(SystemClock)))
+    }
+
+    pub fn new(meta: MetadataStore, artifacts: ArtifactStore, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            meta,
+            artifacts,
+            clock,
+        }
+    }
+
+    pub fn metadata(&self) -> &MetadataStore {
+        &self.meta
+    }
+
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.artifacts
+    }
+
+    fn change(&self, actor: &str, reason: Option<String>) -> Change {
+        Change {
+            actor: actor.to_string(),
+            reason,
+            at: self.clock.now(),
+        }
+    }
+
+    /// Registers `artifact` (a model file's bytes; `file_name` for messages and format
+    /// detection) as the next version of `model`. The artifact must load; the signature is
+    /// checked against it (or inferred from it); the same bytes twice is refused, naming the
+    /// version that has them.
+    pub async fn register(
+        &self,
+        model: &str,
+        file_name: &str,
+        artifact: Bytes,
+        request: RegisterRequest,
+        actor: &str,
+    ) -> Result<VersionRecord, RegistryError> {
+        check_name("model", model)?;
+        let info = load_info(file_name, &artifact)?;
+        let signature = match request.signature {
+            Some(sig) => {
+                sig.check(&info)
+                    .map_err(|e| RegistryError::Invalid(format!("{file_name}: {e}")))?;
+                sig
+            }
+            None => Signature::infer(&info),
+        };
+        let sha256 = berth_store::sha256_hex(&artifact);
+        if let Some(existing) = self
+            .meta
+            .list_versions(model)
+            .await?
+            .into_iter()
+            .find(|v| v.sha256 == sha256)
+        {
+            return Err(RegistryError::Duplicate(format!(
+                "{model}/{} already has these exact bytes (sha256 {sha256}); not registered again",
+                existing.version
+            )));
+        }
+        let reference = match &request.reference {
+            Some((name, bytes)) => {
+                let lower = name.to_ascii_lowercase();
+                if !(lower.ends_with(".parquet") || lower.ends_with(".csv")) {
+                    return Err(RegistryError::Invalid(format!(
+                        "reference data {name}: expected a .parquet or .csv file"
+                    )));
+                }
+                Some(self.artifacts.put(bytes.clone()).await?)
+            }
+            None => None,
+        };
+        let stored = self.artifacts.put(artifact).await?;
+        let new = NewVersion {
+            model: model.to_string(),
+            description: request.description,
+            artifact_uri: stored.uri,
+            sha256: stored.sha256,
+            size_bytes: stored.size as i64,
+            format: info.format.to_string(),
+            signature: serde_json::to_value(&signature)
+                .map_err(|e| RegistryError::Invalid(e.to_string()))?,
+            feature_spec_sha256: None,
+            reference_uri: reference.as_ref().map(|r| r.uri.clone()),
+            reference_sha256: reference.map(|r| r.sha256),
+            metrics: serde_json::to_value(&request.metrics).unwrap_or(Value::Null),
+            lineage: request.lineage,
+            tags: serde_json::to_value(&request.tags).unwrap_or(Value::Null),
+        };
+        Ok(self
+            .meta
+            .insert_version(&new, &self.change(actor, request.reason))
+            .await?)
+    }
+
+    pub async fn models(&self) -> Result<Vec<ModelRecord>, RegistryError> {
+        Ok(self.meta.list_models().await?)
+    }
+
+    pub async fn model(&self, name: &str) -> Result<ModelDetail, RegistryError> {
+        check_name("model", name)?;
+        let model = self
+            .meta
+            .get_model(name)
+            .await?
+            .ok_or_else(|| not_found_model(name))?;
+        Ok(ModelDetail {
+            versions: self.meta.list_versions(name).await?,
+            aliases: self.meta.list_aliases(name).await?,
+            model,
+        })
+    }
+
+    /// The version a reference means now.
+    pub async fn resolve(&self, r: &ModelRef) -> Result<VersionRecord, RegistryError> {
+        let version = match &r.selector {
+            Selector::Version(v) => *v,
+            Selector::Alias(alias) => {
+                self.meta
+                    .get_alias(&r.model, alias)
+                    .await?
+                    .ok_or_else(|| {
+                        RegistryError::NotFound(format!(
+                            "alias '{}@{alias}' does not exist",
+                            r.model
+                        ))
+                    })?
+                    .version
+            }
+            Selector::Latest => self
+                .meta
+                .get_model(&r.model)
+                .await?
+                .ok_or_else(|| not_found_model(&r.model))?
+                .latest_version
+                .ok_or_else(|| {
+                    RegistryError::NotFound(format!("model '{}' has no versions", r.model))
+                })?,
+        };
+        if self.meta.get_model(&r.model).await?.is_none() {
+            return Err(not_found_model(&r.model));
+        }
+        self.meta
+            .get_version(&r.model, version)
+            .await?
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!("version '{}/{version}' does not exist", r.model))
+            })
+    }
+
+    /// The artifact bytes of a version, verified against its hash.
+    pub async fn artifact(&self, version: &VersionRecord) -> Result<Bytes, RegistryError> {
+        Ok(self.artifacts.get(&version.sha256).await?)
+    }
+
+    /// Points `model@alias` at `version`; returns the version it pointed to before.
+    pub async fn set_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        version: i64,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<Option<i64>, RegistryError> {
+        check_name("model", model)?;
+        check_alias(alias)?;
+        if self.meta.get_model(model).await?.is_none() {
+            return Err(not_found_model(model));
+        }
+        Ok(self
+            .meta
+            .set_alias(model, alias, version, &self.change(actor, reason))
+            .await?)
+    }
+
+    /// Removes `model@alias`.
+    pub async fn delete_alias(
+        &self,
+        model: &str,
+        alias: &str,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<i64, RegistryError> {
+        check_name("model", model)?;
+        check_alias(alias)?;
+        self.meta
+            .delete_alias(model, alias, &self.change(actor, reason))
+            .await?
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!("alias '{model}@{alias}' does not exist"))
+            })
+    }
+
+    /// Points `endpoint` at `target` (which must resolve now).
+    pub async fn set_endpoint(
+        &self,
+        endpoint: &str,
+        target: Target,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<EndpointRecord, RegistryError> {
+        check_name("endpoint", endpoint)?;
+        let r = ModelRef {
+            model: target.model().to_string(),
+            selector: match &target {
+                Target::Version { version, .. } => Selector::Version(*version),
+                Target::Alias { alias, .. } => Selector::Alias(alias.clone()),
+            },
+        };
+        self.resolve(&r).await?;
+        let model = target.model().to_string();
+        let policy = serde_json::to_value(TrafficPolicy { primary: target })
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        self.meta
+            .set_endpoint(endpoint, &policy, Some(&model), &self.change(actor, reason))
+            .await?;
+        self.meta
+            .get_endpoint(endpoint)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(format!("endpoint '{endpoint}' vanished")))
+    }
+
+    pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, RegistryError> {
+        Ok(self.meta.list_endpoints().await?)
+    }
+
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, RegistryError> {
+        if let Some(model) = &filter.model {
+            check_name("model", model)?;
+        }
+        Ok(self.meta.audit(filter).await?)
+    }
+
+    /// What each alias (of `model`, or of every model) and each endpoint pointed to at `at`,
+    /// replayed from the audit log.
+    pub async fn live_at(
+        &self,
+        model: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<LiveState, RegistryError> {
+        if let Some(m) = model {
+            check_name("model", m)?;
+            if self.meta.get_model(m).await?.is_none() {
+                return Err(not_found_model(m));
+            }
+        }
+        let events = self
+            .meta
+            .audit(&AuditFilter {
+                until: Some(at),
+                ..AuditFilter::default()
+            })
+            .await?;
+        let mut aliases: BTreeMap<(String, String), LiveAlias> = BTreeMap::new();
+        let mut endpoints: BTreeMap<String, (Target, &AuditRecord)> = BTreeMap::new();
+        for e in &events {
+            match e.action.as_str() {
+                "alias.set" | "alias.delete" => {
+                    let Some((m, a)) = e.subject.split_once('@') else {
+                        continue;
+                    };
+                    let key = (m.to_string(), a.to_string());
+                    match e
+                        .after
+                        .as_ref()
+                        .and_then(|v| v.get("version"))
+                        .and_then(Value::as_i64)
+                    {
+                        Some(version) => {
+                            aliases.insert(
+                                key,
+                                LiveAlias {
+                                    model: m.to_string(),
+                                    alias: a.to_string(),
+                                    version,
+                                    changed_at: e.at,
+                                    changed_by: e.actor.clone(),
+                                    reason: e.reason.clone(),
+                                },
+                            );
+                        }
+                        None => {
+                            aliases.remove(&key);
+                        }
+                    }
+                }
+                "endpoint.set" => {
+                    let policy = e
+                        .after
+                        .clone()
+                        .and_then(|p| serde_json::from_value::<TrafficPolicy>(p).ok());
+                    match policy {
+                        Some(p) => {
+                            endpoints.insert(e.subject.clone(), (p.primary, e));
+                        }
+                        None => {
+                            endpoints.remove(&e.subject);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let endpoints = endpoints
+            .into_iter()
+            .filter(|(_, (target, _))| model.is_none_or(|m| target.model() == m))
+            .map(|(name, (target, e))| {
+                let version = match &target {
+                    Target::Version { version, .. } => Some(*version),
+                    Target::Alias { model, alias } => aliases
+                        .get(&(model.clone(), alias.clone()))
+                        .map(|a| a.version),
+                };
+                LiveEndpoint {
+                    endpoint: name,
+                    target: target.to_string(),
+                    version,
+                    changed_at: e.at,
+                    changed_by: e.actor.clone(),
+                    reason: e.reason.clone(),
+                }
+            })
+            .collect();
+        let aliases = aliases
+            .into_values()
+            .filter(|a| model.is_none_or(|m| a.model == m))
+            .collect();
+        Ok(LiveState {
+            at,
+            aliases,
+            endpoints,
+        })
+    }
+}
+
+/// Loads a model file with the runtime to learn (and prove) what it is.
+fn load_info(file_name: &str, artifact: &[u8]) -> Result<ModelInfo, RegistryError> {
+    let model = berth_runtime::load_bytes(Path::new(file_name), artifact, &LoadOptions::default())
+        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    Ok(model.info().clone())
+}

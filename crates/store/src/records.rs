@@ -1,0 +1,129 @@
+//! The rows the metadata store keeps, as plain serde structs (the JSON of the CLI and API).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A model: a name that versions are registered under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRecord {
+    pub name: String,
+    pub description: String,
+    /// The signature of the newest version (each version keeps its own).
+    pub signature: Option<Value>,
+    pub tags: Value,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    /// Number of the newest version, if any.
+    pub latest_version: Option<i64>,
+}
+
+/// Where a version came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    pub parent_version: Option<i64>,
+    pub training_data_uri: Option<String>,
+    pub training_data_sha256: Option<String>,
+    /// What caused this version: `manual`, `schedule`, `drift`, ...
+    pub triggered_by: Option<String>,
+    /// The code that trained it, e.g. a git commit.
+    pub code_ref: Option<String>,
+}
+
+/// An immutable, content-addressed version of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub model: String,
+    pub version: i64,
+    pub artifact_uri: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub format: String,
+    pub signature: Value,
+    pub feature_spec_sha256: Option<String>,
+    pub reference_uri: Option<String>,
+    pub reference_sha256: Option<String>,
+    /// Summary of the reference data (profile); filled by monitoring.
+    pub reference_profile: Option<Value>,
+    pub metrics: Value,
+    pub lineage: Lineage,
+    pub tags: Value,
+    pub registered_by: String,
+    pub registered_at: DateTime<Utc>,
+    pub status: String,
+}
+
+/// What a new version brings; the store assigns its number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewVersion {
+    pub model: String,
+    pub description: Option<String>,
+    pub artifact_uri: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub format: String,
+    pub signature: Value,
+    pub feature_spec_sha256: Option<String>,
+    pub reference_uri: Option<String>,
+    pub reference_sha256: Option<String>,
+    pub metrics: Value,
+    pub lineage: Lineage,
+    pub tags: Value,
+}
+
+/// A movable name for a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    pub model: String,
+    pub alias: String,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+/// What clients call, and its traffic policy (JSON, owned by the registry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub name: String,
+    pub policy: Value,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+}
+
+/// One change to what exists or is live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// e.g. `model.create`, `version.register`, `alias.set`, `endpoint.set`.
+    pub action: String,
+    /// `model`, `version`, `alias` or `endpoint`.
+    pub subject_kind: String,
+    /// e.g. `churn`, `churn/3`, `churn@champion`, `churn-api`.
+    pub subject: String,
+    pub model: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub reason: Option<String>,
+}
+
+/// Who makes a change, why, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Which audit events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub model: Option<String>,
+    pub subject_kind: Option<String>,
+    pub subject: Option<String>,
+    /// Only events at or before this time.
+    pub until: Option<DateTime<Utc>>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+}
