@@ -1,11 +1,18 @@
-//! The `berth` command line: the binary's edge, where errors become messages and exit codes.
+//! The `berth` command line: the binary's edge, where errors become messages and exit codes
+//! (2 for what the user can fix — bad input, unknown names —, 1 for everything else).
 
 mod inspect;
+mod live;
+mod models;
 mod predict;
+mod registry_args;
+mod table;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use registry_args::StoreArgs;
 
 /// berth takes trained ML models into production and keeps them right.
 #[derive(Debug, Parser)]
@@ -14,6 +21,9 @@ struct Cli {
     /// Worker threads for scoring (default: all cores).
     #[arg(long, global = true, env = "BERTH_THREADS")]
     threads: Option<usize>,
+
+    #[command(flatten)]
+    store: StoreArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -25,35 +35,77 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Show what a model file takes and gives: format, task, inputs, outputs, feature names.
     Inspect(inspect::InspectArgs),
+    /// Register, list and show models and their versions.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Move or remove an alias (NAME@ALIAS -> a version).
+    #[command(subcommand)]
+    Alias(live::AliasCommand),
+    /// Point endpoints at a version or an alias; list them.
+    #[command(subcommand)]
+    Endpoints(live::EndpointsCommand),
+    /// What every alias and endpoint pointed to at a moment (default: now), and who set it.
+    History(live::HistoryArgs),
+    /// The audit log: every change, who made it, when, why, before and after.
+    Audit(live::AuditArgs),
+}
+
+/// 2 when the user can fix the problem by changing their input, else 1.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let user_error = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<berth_registry::RegistryError>()
+            .is_some_and(berth_registry::RegistryError::is_user_error)
+            || cause.downcast_ref::<berth_runtime::LoadError>().is_some()
+            || cause.downcast_ref::<berth_batch::BatchError>().is_some()
+            || matches!(cause.downcast_ref::<berth_store::StoreError>(), Some(berth_store::StoreError::Location { .. }))
+    });
+    if user_error { 2 } else { 1 }
+}
+
+/// Lets a closed pipe (`berth audit | head`) end the process quietly, as Unix tools do,
+/// instead of making every `println!` panic.
+fn restore_default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default at startup, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn main() -> ExitCode {
+    restore_default_sigpipe();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let threads = cli
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if let Err(e) = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global()
-    {
+    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
         tracing::warn!("could not size the thread pool: {e}");
     }
+    let store = &cli.store;
     let result = match cli.command {
         Command::Predict(args) => predict::run(args, threads),
         Command::Inspect(args) => inspect::run(args),
+        Command::Models(c) => block_on(models::run(c, store)),
+        Command::Alias(c) => block_on(live::alias(c, store)),
+        Command::Endpoints(c) => block_on(live::endpoints(c, store)),
+        Command::History(args) => block_on(live::history(args, store)),
+        Command::Audit(args) => block_on(live::audit(args, store)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// Runs an async command on a fresh tokio runtime.
+fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(command)
 }

@@ -162,6 +162,19 @@ impl MetadataStore {
             Backend::Sqlite => AnyPoolOptions::new().max_connections(1),
             Backend::Postgres => AnyPoolOptions::new().max_connections(8),
         };
+        // One plain connection first: its error says what is wrong (refused, no such
+        // database, bad password), where the pool would only say it timed out.
+        {
+            use sqlx::Connection;
+            let connection = sqlx::AnyConnection::connect(url).await.map_err(|e| StoreError::Unreachable {
+                location: location.clone(),
+                problem: match backend {
+                    Backend::Postgres => format!("{e}; is PostgreSQL running and the URL right?"),
+                    Backend::Sqlite => e.to_string(),
+                },
+            })?;
+            let _ = connection.close().await;
+        }
         let pool = options
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
