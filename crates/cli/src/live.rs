@@ -70,22 +70,35 @@ pub struct AuditArgs {
 fn parse_time(flag: &str, s: &str) -> Result<DateTime<Utc>, RegistryError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| RegistryError::Invalid(format!("--{flag} {s:?}: {e}; expected RFC 3339 like 2026-11-17T10:00:00Z")))
+        .map_err(|e| {
+            RegistryError::Invalid(format!(
+                "--{flag} {s:?}: {e}; expected RFC 3339 like 2026-11-17T10:00:00Z"
+            ))
+        })
 }
 
 fn split_alias(s: &str) -> Result<(&str, &str), RegistryError> {
-    s.split_once('@')
-        .ok_or_else(|| RegistryError::Invalid(format!("{s:?}: expected NAME@ALIAS, e.g. churn@champion")))
+    s.split_once('@').ok_or_else(|| {
+        RegistryError::Invalid(format!("{s:?}: expected NAME@ALIAS, e.g. churn@champion"))
+    })
 }
 
 pub async fn alias(command: AliasCommand, store: &StoreArgs) -> anyhow::Result<()> {
     let registry = store.open().await?;
     match command {
-        AliasCommand::Set { alias, number: version, reason } => {
+        AliasCommand::Set {
+            alias,
+            number: version,
+            reason,
+        } => {
             let (model, name) = split_alias(&alias)?;
-            let before = registry.set_alias(model, name, version, &store.actor(), reason).await?;
+            let before = registry
+                .set_alias(model, name, version, &store.actor(), reason)
+                .await?;
             if store.json {
-                return print_json(&serde_json::json!({"model": model, "alias": name, "version": version, "previous_version": before}));
+                return print_json(
+                    &serde_json::json!({"model": model, "alias": name, "version": version, "previous_version": before}),
+                );
             }
             match before {
                 Some(b) => println!("{alias}: {model}/{b} -> {model}/{version}"),
@@ -94,9 +107,13 @@ pub async fn alias(command: AliasCommand, store: &StoreArgs) -> anyhow::Result<(
         }
         AliasCommand::Delete { alias, reason } => {
             let (model, name) = split_alias(&alias)?;
-            let before = registry.delete_alias(model, name, &store.actor(), reason).await?;
+            let before = registry
+                .delete_alias(model, name, &store.actor(), reason)
+                .await?;
             if store.json {
-                return print_json(&serde_json::json!({"model": model, "alias": name, "previous_version": before}));
+                return print_json(
+                    &serde_json::json!({"model": model, "alias": name, "previous_version": before}),
+                );
             }
             println!("removed {alias} (was {model}/{before})");
         }
@@ -107,9 +124,15 @@ pub async fn alias(command: AliasCommand, store: &StoreArgs) -> anyhow::Result<(
 pub async fn endpoints(command: EndpointsCommand, store: &StoreArgs) -> anyhow::Result<()> {
     let registry = store.open().await?;
     match command {
-        EndpointsCommand::Set { endpoint, target, reason } => {
+        EndpointsCommand::Set {
+            endpoint,
+            target,
+            reason,
+        } => {
             let target = Target::parse(&target)?;
-            let record = registry.set_endpoint(&endpoint, target.clone(), &store.actor(), reason).await?;
+            let record = registry
+                .set_endpoint(&endpoint, target.clone(), &store.actor(), reason)
+                .await?;
             if store.json {
                 return print_json(&record);
             }
@@ -122,9 +145,15 @@ pub async fn endpoints(command: EndpointsCommand, store: &StoreArgs) -> anyhow::
             }
             let mut table = Table::new(&["ENDPOINT", "PRIMARY", "UPDATED", "BY"]);
             for e in &endpoints {
-                let primary = serde_json::from_value::<berth_registry::TrafficPolicy>(e.policy.clone())
-                    .map_or_else(|_| e.policy.to_string(), |p| p.primary.to_string());
-                table.row(vec![e.name.clone(), primary, when(&e.updated_at), e.updated_by.clone()]);
+                let primary =
+                    serde_json::from_value::<berth_registry::TrafficPolicy>(e.policy.clone())
+                        .map_or_else(|_| e.policy.to_string(), |p| p.primary.to_string());
+                table.row(vec![
+                    e.name.clone(),
+                    primary,
+                    when(&e.updated_at),
+                    e.updated_by.clone(),
+                ]);
             }
             print!("{}", table.render());
         }
@@ -171,8 +200,16 @@ pub async fn history(args: HistoryArgs, store: &StoreArgs) -> anyhow::Result<()>
 pub async fn audit(args: AuditArgs, store: &StoreArgs) -> anyhow::Result<()> {
     let filter = AuditFilter {
         model: args.model,
-        since: args.since.as_deref().map(|s| parse_time("since", s)).transpose()?,
-        until: args.until.as_deref().map(|s| parse_time("until", s)).transpose()?,
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_time("since", s))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_time("until", s))
+            .transpose()?,
         limit: Some(args.limit.max(1)),
         ..AuditFilter::default()
     };
@@ -181,7 +218,9 @@ pub async fn audit(args: AuditArgs, store: &StoreArgs) -> anyhow::Result<()> {
     if store.json {
         return print_json(&events);
     }
-    let mut table = Table::new(&["TIME", "ACTOR", "ACTION", "SUBJECT", "BEFORE", "AFTER", "REASON"]);
+    let mut table = Table::new(&[
+        "TIME", "ACTOR", "ACTION", "SUBJECT", "BEFORE", "AFTER", "REASON",
+    ]);
     let short = |v: &Option<serde_json::Value>| v.as_ref().map_or("-".into(), |v| v.to_string());
     for e in &events {
         table.row(vec![

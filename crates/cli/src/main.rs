@@ -58,7 +58,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             .is_some_and(berth_registry::RegistryError::is_user_error)
             || cause.downcast_ref::<berth_runtime::LoadError>().is_some()
             || cause.downcast_ref::<berth_batch::BatchError>().is_some()
-            || matches!(cause.downcast_ref::<berth_store::StoreError>(), Some(berth_store::StoreError::Location { .. }))
+            || matches!(
+                cause.downcast_ref::<berth_store::StoreError>(),
+                Some(berth_store::StoreError::Location { .. })
+            )
     });
     if user_error { 2 } else { 1 }
 }
@@ -77,13 +80,19 @@ fn main() -> ExitCode {
     restore_default_sigpipe();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global() {
+    let threads = cli
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Err(e) = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+    {
         tracing::warn!("could not size the thread pool: {e}");
     }
     let store = &cli.store;
@@ -107,5 +116,8 @@ fn main() -> ExitCode {
 
 /// Runs an async command on a fresh tokio runtime.
 fn block_on(command: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(command)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(command)
 }

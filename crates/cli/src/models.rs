@@ -71,17 +71,29 @@ fn key_values(what: &str, items: &[String]) -> anyhow::Result<BTreeMap<String, S
             kv.split_once('=')
                 .filter(|(k, _)| !k.is_empty())
                 .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| anyhow::anyhow!(berth_registry::RegistryError::Invalid(format!("--{what} {kv:?}: expected KEY=VALUE"))))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(berth_registry::RegistryError::Invalid(format!(
+                        "--{what} {kv:?}: expected KEY=VALUE"
+                    )))
+                })
         })
         .collect()
 }
 
 fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| anyhow::anyhow!(berth_registry::RegistryError::Invalid(format!("{}: {e}", path.display()))))
+    std::fs::read(path).map_err(|e| {
+        anyhow::anyhow!(berth_registry::RegistryError::Invalid(format!(
+            "{}: {e}",
+            path.display()
+        )))
+    })
 }
 
 fn file_name(path: &std::path::Path) -> String {
-    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 pub async fn run(command: ModelsCommand, store: &StoreArgs) -> anyhow::Result<()> {
@@ -95,8 +107,12 @@ pub async fn run(command: ModelsCommand, store: &StoreArgs) -> anyhow::Result<()
 async fn register(args: RegisterArgs, store: &StoreArgs) -> anyhow::Result<()> {
     let signature = match &args.signature {
         Some(path) => {
-            let text = String::from_utf8(read(path)?)
-                .map_err(|_| berth_registry::RegistryError::Invalid(format!("{}: not UTF-8 text", path.display())))?;
+            let text = String::from_utf8(read(path)?).map_err(|_| {
+                berth_registry::RegistryError::Invalid(format!(
+                    "{}: not UTF-8 text",
+                    path.display()
+                ))
+            })?;
             Some(parse_signature_yaml(&path.display().to_string(), &text)?)
         }
         None => None,
@@ -104,9 +120,11 @@ async fn register(args: RegisterArgs, store: &StoreArgs) -> anyhow::Result<()> {
     let metrics = key_values("metric", &args.metrics)?
         .into_iter()
         .map(|(k, v)| {
-            v.parse::<f64>()
-                .map(|n| (k.clone(), n))
-                .map_err(|_| anyhow::anyhow!(berth_registry::RegistryError::Invalid(format!("--metric {k}={v}: expected a number"))))
+            v.parse::<f64>().map(|n| (k.clone(), n)).map_err(|_| {
+                anyhow::anyhow!(berth_registry::RegistryError::Invalid(format!(
+                    "--metric {k}={v}: expected a number"
+                )))
+            })
         })
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let reference = match &args.reference {
@@ -131,7 +149,13 @@ async fn register(args: RegisterArgs, store: &StoreArgs) -> anyhow::Result<()> {
     let artifact = read(&args.file)?;
     let registry = store.open().await?;
     let version = registry
-        .register(&args.name, &file_name(&args.file), artifact.into(), request, &store.actor())
+        .register(
+            &args.name,
+            &file_name(&args.file),
+            artifact.into(),
+            request,
+            &store.actor(),
+        )
         .await?;
     if store.json {
         return print_json(&version);
@@ -177,7 +201,11 @@ fn print_version(v: &VersionRecord) {
     println!("  artifact:    {}", v.artifact_uri);
     println!("  sha256:      {}", v.sha256);
     println!("  size:        {} bytes", v.size_bytes);
-    println!("  registered:  {} by {}", when(&v.registered_at), v.registered_by);
+    println!(
+        "  registered:  {} by {}",
+        when(&v.registered_at),
+        v.registered_by
+    );
     println!("  status:      {}", v.status);
     if let Some(p) = v.lineage.parent_version {
         println!("  parent:      {}/{p}", v.model);
@@ -216,7 +244,10 @@ async fn show(reference: &str, store: &StoreArgs) -> anyhow::Result<()> {
     let r: ModelRef = reference.parse()?;
     let registry = store.open().await?;
     if r.selector != Selector::Latest {
-        let version = registry.resolve(&r).await.with_context(|| format!("showing {reference}"))?;
+        let version = registry
+            .resolve(&r)
+            .await
+            .with_context(|| format!("showing {reference}"))?;
         if store.json {
             return print_json(&version);
         }
@@ -230,7 +261,12 @@ async fn show(reference: &str, store: &StoreArgs) -> anyhow::Result<()> {
     println!("{}  {}", detail.model.name, detail.model.description);
     let mut versions = Table::new(&["VERSION", "FORMAT", "SHA256", "REGISTERED", "BY", "ALIASES"]);
     for v in &detail.versions {
-        let aliases: Vec<&str> = detail.aliases.iter().filter(|a| a.version == v.version).map(|a| a.alias.as_str()).collect();
+        let aliases: Vec<&str> = detail
+            .aliases
+            .iter()
+            .filter(|a| a.version == v.version)
+            .map(|a| a.alias.as_str())
+            .collect();
         versions.row(vec![
             v.version.to_string(),
             v.format.clone(),

@@ -60,6 +60,9 @@ mod tests {
         let mut t = Table::new(&["NAME", "VERSION"]);
         t.row(vec!["churn".into(), "3".into()]);
         t.row(vec!["a-much-longer-name".into(), "12".into()]);
-        assert_eq!(t.render(), "NAME                VERSION\nchurn               3\na-much-longer-name  12\n");
+        assert_eq!(
+            t.render(),
+            "NAME                VERSION\nchurn               3\na-much-longer-name  12\n"
+        );
     }
 }

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn fixture(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models").join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/models")
+        .join(file)
 }
 
 /// Runs berth with `--store STORE --actor tester`.
@@ -19,7 +21,11 @@ fn berth(store: &str, args: &[&str]) -> Output {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -43,25 +49,83 @@ fn path(p: &Path) -> &str {
 fn lifecycle(store: &str) {
     let xgb = fixture("xgb_classifier.json");
     let lgbm = fixture("lgbm_classifier.txt");
-    let v1 = json(&berth(store, &["--json", "models", "register", "churn", path(&xgb), "--tag", "team=growth", "--metric", "auc=0.79"]));
+    let v1 = json(&berth(
+        store,
+        &[
+            "--json",
+            "models",
+            "register",
+            "churn",
+            path(&xgb),
+            "--tag",
+            "team=growth",
+            "--metric",
+            "auc=0.79",
+        ],
+    ));
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["registered_by"], "tester");
     assert_eq!(v1["tags"]["team"], "growth");
-    let v2 = json(&berth(store, &["--json", "models", "register", "churn", path(&lgbm), "--parent", "1", "--code-ref", "abc123"]));
-    assert_eq!((v2["version"].as_i64(), v2["lineage"]["parent_version"].as_i64()), (Some(2), Some(1)));
+    let v2 = json(&berth(
+        store,
+        &[
+            "--json",
+            "models",
+            "register",
+            "churn",
+            path(&lgbm),
+            "--parent",
+            "1",
+            "--code-ref",
+            "abc123",
+        ],
+    ));
+    assert_eq!(
+        (
+            v2["version"].as_i64(),
+            v2["lineage"]["parent_version"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
 
-    fails(&berth(store, &["models", "register", "churn", path(&lgbm)]), 2, "churn/2 already has these exact bytes");
+    fails(
+        &berth(store, &["models", "register", "churn", path(&lgbm)]),
+        2,
+        "churn/2 already has these exact bytes",
+    );
 
-    let out = ok(&berth(store, &["alias", "set", "churn@champion", "1", "--reason", "first release"]));
+    let out = ok(&berth(
+        store,
+        &[
+            "alias",
+            "set",
+            "churn@champion",
+            "1",
+            "--reason",
+            "first release",
+        ],
+    ));
     assert_eq!(out.trim(), "churn@champion -> churn/1");
     let out = ok(&berth(store, &["alias", "set", "churn@champion", "2"]));
     assert_eq!(out.trim(), "churn@champion: churn/1 -> churn/2");
-    ok(&berth(store, &["endpoints", "set", "churn-api", "churn@champion"]));
+    ok(&berth(
+        store,
+        &["endpoints", "set", "churn-api", "churn@champion"],
+    ));
 
-    let shown = json(&berth(store, &["--json", "models", "show", "churn@champion"]));
+    let shown = json(&berth(
+        store,
+        &["--json", "models", "show", "churn@champion"],
+    ));
     assert_eq!(shown["version"], 2);
     let listing = ok(&berth(store, &["models", "list"]));
-    assert!(listing.lines().nth(1).is_some_and(|l| l.starts_with("churn") && l.contains(" 2 ")), "{listing}");
+    assert!(
+        listing
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("churn") && l.contains(" 2 ")),
+        "{listing}"
+    );
 
     let live = json(&berth(store, &["--json", "history", "churn"]));
     assert_eq!(live["aliases"][0]["version"], 2);
@@ -70,14 +134,49 @@ fn lifecycle(store: &str) {
     assert_eq!(live["endpoints"][0]["version"], 2);
 
     let audit = json(&berth(store, &["--json", "audit", "churn"]));
-    let actions: Vec<&str> = audit.as_array().expect("events").iter().filter_map(|e| e["action"].as_str()).collect();
-    assert_eq!(actions, ["model.create", "version.register", "version.register", "alias.set", "alias.set", "endpoint.set"]);
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "model.create",
+            "version.register",
+            "version.register",
+            "alias.set",
+            "alias.set",
+            "endpoint.set"
+        ]
+    );
 
-    fails(&berth(store, &["models", "show", "nope"]), 2, "model 'nope' does not exist");
-    fails(&berth(store, &["models", "show", "churn/7"]), 2, "version 'churn/7' does not exist");
-    fails(&berth(store, &["models", "show", "churn@staging"]), 2, "alias 'churn@staging' does not exist");
-    fails(&berth(store, &["alias", "set", "churn@champion", "9"]), 2, "churn/9 does not exist");
-    fails(&berth(store, &["endpoints", "set", "api", "churn"]), 2, "must name a version or an alias");
+    fails(
+        &berth(store, &["models", "show", "nope"]),
+        2,
+        "model 'nope' does not exist",
+    );
+    fails(
+        &berth(store, &["models", "show", "churn/7"]),
+        2,
+        "version 'churn/7' does not exist",
+    );
+    fails(
+        &berth(store, &["models", "show", "churn@staging"]),
+        2,
+        "alias 'churn@staging' does not exist",
+    );
+    fails(
+        &berth(store, &["alias", "set", "churn@champion", "9"]),
+        2,
+        "churn/9 does not exist",
+    );
+    fails(
+        &berth(store, &["endpoints", "set", "api", "churn"]),
+        2,
+        "must name a version or an alias",
+    );
 }
 
 #[test]
@@ -85,14 +184,24 @@ fn lifecycle_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = dir.path().join("data");
     lifecycle(path(&store));
-    assert!(store.join("berth.db").exists(), "SQLite file in the data folder");
-    assert!(store.join("artifacts/sha256").is_dir(), "artifacts by hash in the data folder");
+    assert!(
+        store.join("berth.db").exists(),
+        "SQLite file in the data folder"
+    );
+    assert!(
+        store.join("artifacts/sha256").is_dir(),
+        "artifacts by hash in the data folder"
+    );
 }
 
 #[test]
 fn lifecycle_on_postgres() {
     let url = "postgres://postgres@127.0.0.1:5432/test";
-    let schema = format!("berth_cli_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+    let schema = format!(
+        "berth_cli_{}_{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
     let created = Command::new("psql")
         .args([url, "-qc", &format!("CREATE SCHEMA {schema}")])
         .output();
@@ -110,7 +219,18 @@ fn lifecycle_on_postgres() {
     let artifacts = dir.path().join("artifacts");
     let store = format!("{url}?options%5Bsearch_path%5D={schema}");
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["--store", &store, "--artifacts", path(&artifacts), "--actor", "tester", "--json", "models", "register", "churn"])
+        .args([
+            "--store",
+            &store,
+            "--artifacts",
+            path(&artifacts),
+            "--actor",
+            "tester",
+            "--json",
+            "models",
+            "register",
+            "churn",
+        ])
         .arg(fixture("xgb_regressor.json"))
         .output()
         .expect("berth runs");
@@ -132,19 +252,126 @@ fn bad_input_is_one_clear_line() {
     let store = dir.path().join("data");
     let store = path(&store);
     let xgb = fixture("xgb_classifier.json");
-    fails(&berth(store, &["models", "register", "bad/name", path(&xgb)]), 2, "invalid model name \"bad/name\"");
+    fails(
+        &berth(store, &["models", "register", "bad/name", path(&xgb)]),
+        2,
+        "invalid model name \"bad/name\"",
+    );
     let sig = dir.path().join("sig.yaml");
     std::fs::write(&sig, "inputs: [\n  - {name: a\n").expect("write");
-    fails(&berth(store, &["models", "register", "churn", path(&xgb), "--signature", path(&sig)]), 2, "malformed YAML");
-    std::fs::write(&sig, "inputs:\n  - {name: a, type: number, reqired: true}\n").expect("write");
-    fails(&berth(store, &["models", "register", "churn", path(&xgb), "--signature", path(&sig)]), 2, "unknown key 'reqired'");
+    fails(
+        &berth(
+            store,
+            &[
+                "models",
+                "register",
+                "churn",
+                path(&xgb),
+                "--signature",
+                path(&sig),
+            ],
+        ),
+        2,
+        "malformed YAML",
+    );
+    std::fs::write(
+        &sig,
+        "inputs:\n  - {name: a, type: number, reqired: true}\n",
+    )
+    .expect("write");
+    fails(
+        &berth(
+            store,
+            &[
+                "models",
+                "register",
+                "churn",
+                path(&xgb),
+                "--signature",
+                path(&sig),
+            ],
+        ),
+        2,
+        "unknown key 'reqired'",
+    );
     let garbage = dir.path().join("model.onnx");
     std::fs::write(&garbage, b"not a model").expect("write");
-    fails(&berth(store, &["models", "register", "churn", path(&garbage)]), 2, "cannot load model model.onnx");
-    fails(&berth(store, &["models", "register", "churn", path(&xgb), "--metric", "auc=high"]), 2, "--metric auc=high: expected a number");
-    fails(&berth(store, &["history", "--at", "yesterday"]), 2, "expected RFC 3339");
+    fails(
+        &berth(store, &["models", "register", "churn", path(&garbage)]),
+        2,
+        "cannot load model model.onnx",
+    );
+    fails(
+        &berth(
+            store,
+            &[
+                "models",
+                "register",
+                "churn",
+                path(&xgb),
+                "--metric",
+                "auc=high",
+            ],
+        ),
+        2,
+        "--metric auc=high: expected a number",
+    );
+    fails(
+        &berth(store, &["history", "--at", "yesterday"]),
+        2,
+        "expected RFC 3339",
+    );
     // Nothing above was written.
-    assert_eq!(ok(&berth(store, &["--json", "models", "list"])).trim(), "[]");
-    fails(&berth("postgres://nobody@127.0.0.1:1/none", &["models", "list"]), 1, "Connection refused");
-    fails(&berth("mysql://x", &["models", "list"]), 2, "expected a folder, sqlite://FILE or postgres://");
+    assert_eq!(
+        ok(&berth(store, &["--json", "models", "list"])).trim(),
+        "[]"
+    );
+    fails(
+        &berth("postgres://nobody@127.0.0.1:1/none", &["models", "list"]),
+        1,
+        "Connection refused",
+    );
+    fails(
+        &berth("mysql://x", &["models", "list"]),
+        2,
+        "expected a folder, sqlite://FILE or postgres://",
+    );
+}
+
+#[test]
+fn artifacts_can_live_on_s3() {
+    let Ok(bucket) = std::env::var("BERTH_TEST_S3_BUCKET") else {
+        assert!(
+            !std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1"),
+            "the S3 emulator is required (BERTH_REQUIRE_SERVICES=1); run scripts/test.sh"
+        );
+        eprintln!("skipped: no S3 emulator (BERTH_TEST_S3_BUCKET unset)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let artifacts = format!("s3://{bucket}/cli-{}", std::process::id());
+    let model = fixture("lgbm_regressor.txt");
+    let v = json(&berth(
+        path(&store),
+        &[
+            "--artifacts",
+            &artifacts,
+            "--json",
+            "models",
+            "register",
+            "ltv",
+            path(&model),
+        ],
+    ));
+    assert!(
+        v["artifact_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&format!("{artifacts}/sha256/"))),
+        "{v}"
+    );
+    assert!(
+        !store.join("artifacts").exists(),
+        "nothing went to the local folder"
+    );
 }

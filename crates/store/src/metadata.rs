@@ -166,13 +166,18 @@ impl MetadataStore {
         // database, bad password), where the pool would only say it timed out.
         {
             use sqlx::Connection;
-            let connection = sqlx::AnyConnection::connect(url).await.map_err(|e| StoreError::Unreachable {
-                location: location.clone(),
-                problem: match backend {
-                    Backend::Postgres => format!("{e}; is PostgreSQL running and the URL right?"),
-                    Backend::Sqlite => e.to_string(),
-                },
-            })?;
+            let connection =
+                sqlx::AnyConnection::connect(url)
+                    .await
+                    .map_err(|e| StoreError::Unreachable {
+                        location: location.clone(),
+                        problem: match backend {
+                            Backend::Postgres => {
+                                format!("{e}; is PostgreSQL running and the URL right?")
+                            }
+                            Backend::Sqlite => e.to_string(),
+                        },
+                    })?;
             let _ = connection.close().await;
         }
         let pool = options
