@@ -19,7 +19,12 @@ use registry_args::StoreArgs;
 #[command(name = "berth", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// Worker threads for scoring (default: all cores).
-    #[arg(long, global = true, env = "BERTH_THREADS")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_THREADS",
+        help_heading = "Global Options"
+    )]
     threads: Option<usize>,
 
     #[command(flatten)]

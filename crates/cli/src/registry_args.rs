@@ -7,16 +7,26 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Metadata store: a folder (SQLite inside), sqlite://FILE or postgres://USER@HOST:PORT/DB.
-    #[arg(long, global = true, env = "BERTH_STORE", default_value = berth_store::DEFAULT_DATA_DIR)]
+    #[arg(long, global = true, env = "BERTH_STORE", default_value = berth_store::DEFAULT_DATA_DIR, help_heading = "Global Options")]
     pub store: String,
     /// Artifact store: a folder or s3://BUCKET/PREFIX [default: artifacts/ in the data folder].
-    #[arg(long, global = true, env = "BERTH_ARTIFACTS")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ARTIFACTS",
+        help_heading = "Global Options"
+    )]
     pub artifacts: Option<String>,
     /// Who is making the change, for the audit log [default: $USER].
-    #[arg(long, global = true, env = "BERTH_ACTOR")]
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ACTOR",
+        help_heading = "Global Options"
+    )]
     pub actor: Option<String>,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global Options")]
     pub json: bool,
 }
 

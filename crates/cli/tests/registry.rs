@@ -66,6 +66,8 @@ fn lifecycle(store: &str) {
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["registered_by"], "tester");
     assert_eq!(v1["tags"]["team"], "growth");
+    let reference =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/data/churn_train.parquet");
     let v2 = json(&berth(
         store,
         &[
@@ -78,8 +80,22 @@ fn lifecycle(store: &str) {
             "1",
             "--code-ref",
             "abc123",
+            "--reference",
+            path(&reference),
         ],
     ));
+    assert_eq!(v2["lineage"]["code_ref"], "abc123");
+    let reference_sha = berth_store::sha256_hex(&std::fs::read(&reference).expect("reference"));
+    assert_eq!(
+        v2["reference_sha256"],
+        reference_sha.as_str(),
+        "the reference data is stored by hash"
+    );
+    assert!(
+        v2["reference_uri"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&reference_sha))
+    );
     assert_eq!(
         (
             v2["version"].as_i64(),
