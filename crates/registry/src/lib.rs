@@ -160,7 +160,13 @@ impl Registry {
         actor: &str,
     ) -> Result<VersionRecord, RegistryError> {
         check_name("model", model)?;
-        let info = load_info(file_name, &artifact)?;
+        // Loading a large model takes a while: keep it off the async workers.
+        let info = {
+            let (file_name, artifact) = (file_name.to_string(), artifact.clone());
+            tokio::task::spawn_blocking(move || load_info(&file_name, &artifact))
+                .await
+                .map_err(|e| RegistryError::Invalid(format!("{file_name}: loading failed: {e}")))??
+        };
         let signature = match request.signature {
             Some(sig) => {
                 sig.check(&info)
