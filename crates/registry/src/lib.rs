@@ -162,8 +162,8 @@ impl Registry {
         check_name("model", model)?;
         // Loading a large model takes a while: keep it off the async workers.
         let info = {
-            let (file_name, artifact) = (file_name.to_string(), artifact.clone());
-            tokio::task::spawn_blocking(move || load_info(&file_name, &artifact))
+            let (name, bytes) = (file_name.to_string(), artifact.clone());
+            tokio::task::spawn_blocking(move || load_info(&name, &bytes))
                 .await
                 .map_err(|e| RegistryError::Invalid(format!("{file_name}: loading failed: {e}")))??
         };
