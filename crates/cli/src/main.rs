@@ -1,6 +1,7 @@
 //! The `berth` command line: the binary's edge, where errors become messages and exit codes
 //! (2 for what the user can fix — bad input, unknown names —, 1 for everything else).
 
+mod api;
 mod inspect;
 mod live;
 mod models;
@@ -53,6 +54,8 @@ enum Command {
     History(live::HistoryArgs),
     /// The audit log: every change, who made it, when, why, before and after.
     Audit(live::AuditArgs),
+    /// Serve the admin REST API (/api/v1, OpenAPI at /api/v1/openapi.json).
+    Api(api::ApiArgs),
 }
 
 /// 2 when the user can fix the problem by changing their input, else 1.
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Endpoints(c) => block_on(live::endpoints(c, store)),
         Command::History(args) => block_on(live::history(args, store)),
         Command::Audit(args) => block_on(live::audit(args, store)),
+        Command::Api(args) => block_on(api::run(args, store)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
