@@ -14,7 +14,7 @@ use crate::table::Table;
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
     /// Register a model file as the next version of NAME.
-    Register(RegisterArgs),
+    Register(Box<RegisterArgs>),
     /// List models with their newest version.
     List,
     /// Show a model (its versions and aliases), or one version: NAME, NAME@ALIAS, NAME/VERSION.
@@ -98,7 +98,7 @@ fn file_name(path: &std::path::Path) -> String {
 
 pub async fn run(command: ModelsCommand, store: &StoreArgs) -> anyhow::Result<()> {
     match command {
-        ModelsCommand::Register(args) => register(args, store).await,
+        ModelsCommand::Register(args) => register(*args, store).await,
         ModelsCommand::List => list(store).await,
         ModelsCommand::Show { reference } => show(&reference, store).await,
     }

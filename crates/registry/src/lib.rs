@@ -61,13 +61,16 @@ pub struct RegisterRequest {
 
 /// Which version each alias and endpoint pointed to at a time, and who changed it last.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveState {
     pub at: DateTime<Utc>,
     pub aliases: Vec<LiveAlias>,
     pub endpoints: Vec<LiveEndpoint>,
 }
 
+/// An alias as it was at the time asked about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveAlias {
     pub model: String,
     pub alias: String,
@@ -77,9 +80,13 @@ pub struct LiveAlias {
     pub reason: Option<String>,
 }
 
+/// An endpoint as it was at the time asked about.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveEndpoint {
     pub endpoint: String,
+    /// `model/version` or `model@alias`.
+    #[cfg_attr(feature = "openapi", schema(example = "churn@champion"))]
     pub target: String,
     /// The version the target resolved to at that time (through the alias, if any).
     pub version: Option<i64>,
@@ -88,8 +95,9 @@ pub struct LiveEndpoint {
     pub reason: Option<String>,
 }
 
-/// A model with its versions and aliases, for `models show`.
+/// A model with its versions and aliases.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelDetail {
     pub model: ModelRecord,
     pub versions: Vec<VersionRecord>,
@@ -165,7 +173,9 @@ impl Registry {
             let (name, bytes) = (file_name.to_string(), artifact.clone());
             tokio::task::spawn_blocking(move || load_info(&name, &bytes))
                 .await
-                .map_err(|e| RegistryError::Invalid(format!("{file_name}: loading failed: {e}")))??
+                .map_err(|e| {
+                    RegistryError::Invalid(format!("{file_name}: loading failed: {e}"))
+                })??
         };
         let signature = match request.signature {
             Some(sig) => {

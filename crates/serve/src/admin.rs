@@ -18,17 +18,18 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use berth_registry::{
-    ModelRef, RegisterRequest, Registry, Selector, Target, check_alias, check_name,
+    LiveState, ModelDetail, ModelRef, RegisterRequest, Registry, Selector, Target, check_alias,
+    check_name,
 };
-use berth_store::AuditFilter;
+use berth_store::{AuditFilter, AuditRecord, EndpointRecord, Lineage, ModelRecord, VersionRecord};
 use chrono::{DateTime, Utc};
 use utoipa::OpenApi;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Actor, ApiJson, ApiPath, ApiQuery, OptionalJson};
 use types::{
-    AliasDeleted, AliasSet, AuditEvent, AuditQuery, DeleteAlias, Endpoint, HistoryQuery, LiveState,
-    Model, ModelDetail, RegisterVersion, SetAlias, SetEndpoint, Version,
+    AliasDeleted, AliasSet, AuditQuery, DeleteAlias, HistoryQuery, RegisterVersion, SetAlias,
+    SetEndpoint,
 };
 
 /// The largest request body accepted: a model file travels in the body as base64, so this
@@ -98,14 +99,13 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
     path = "/api/v1/models",
     tag = "models",
     responses(
-        (status = 200, description = "Every model", body = Vec<Model>),
+        (status = 200, description = "Every model", body = Vec<ModelRecord>),
         (status = 500, description = "The store failed", body = ErrorBody),
         (status = 503, description = "The store cannot be reached", body = ErrorBody)
     )
 )]
-async fn list_models(State(registry): State<Registry>) -> ApiResult<Vec<Model>> {
-    let models = registry.models().await?;
-    Ok(Json(models.into_iter().map(Into::into).collect()))
+async fn list_models(State(registry): State<Registry>) -> ApiResult<Vec<ModelRecord>> {
+    Ok(Json(registry.models().await?))
 }
 
 #[utoipa::path(
@@ -125,7 +125,7 @@ async fn show_model(
     State(registry): State<Registry>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<ModelDetail> {
-    Ok(Json(registry.model(&name).await?.into()))
+    Ok(Json(registry.model(&name).await?))
 }
 
 #[utoipa::path(
@@ -138,7 +138,7 @@ async fn show_model(
     ),
     request_body = RegisterVersion,
     responses(
-        (status = 201, description = "Registered as the model's next version", body = Version),
+        (status = 201, description = "Registered as the model's next version", body = VersionRecord),
         (status = 400, description = "A bad name, body, base64, signature, or a model file that does not load", body = ErrorBody),
         (status = 409, description = "These exact bytes are already a version of this model", body = ErrorBody),
         (status = 413, description = "The body is larger than the limit", body = ErrorBody),
@@ -152,7 +152,7 @@ async fn register_version(
     ApiPath(name): ApiPath<String>,
     Actor(actor): Actor,
     ApiJson(body): ApiJson<RegisterVersion>,
-) -> Result<(StatusCode, Json<Version>), ApiError> {
+) -> Result<(StatusCode, Json<VersionRecord>), ApiError> {
     let artifact = decode_base64("artifact_base64", &body.artifact_base64)?;
     let reference = match (body.reference_file_name, body.reference_base64) {
         (Some(file), Some(data)) => Some((file, decode_base64("reference_base64", &data)?)),
@@ -174,7 +174,7 @@ async fn register_version(
         reference,
         tags: body.tags.unwrap_or_default(),
         metrics: body.metrics.unwrap_or_default(),
-        lineage: berth_store::Lineage {
+        lineage: Lineage {
             parent_version: body.parent_version,
             training_data_uri: body.training_data_uri,
             training_data_sha256: body.training_data_sha256,
@@ -186,7 +186,7 @@ async fn register_version(
     let version = registry
         .register(&name, &body.file_name, artifact, request, &actor)
         .await?;
-    Ok((StatusCode::CREATED, Json(version.into())))
+    Ok((StatusCode::CREATED, Json(version)))
 }
 
 #[utoipa::path(
@@ -198,7 +198,7 @@ async fn register_version(
         ("version" = i64, Path, minimum = 1, description = "The version number")
     ),
     responses(
-        (status = 200, description = "The version", body = Version),
+        (status = 200, description = "The version", body = VersionRecord),
         (status = 400, description = "Not a valid model name or version number", body = ErrorBody),
         (status = 404, description = "No such model or version", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
@@ -208,22 +208,13 @@ async fn register_version(
 async fn show_version(
     State(registry): State<Registry>,
     ApiPath((name, version)): ApiPath<(String, String)>,
-) -> ApiResult<Version> {
+) -> ApiResult<VersionRecord> {
     check_name("model", &name)?;
-    let version = version
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid version {version:?}: expected a number from 1"
-            ))
-        })?;
     let r = ModelRef {
         model: name,
-        selector: Selector::Version(version),
+        selector: Selector::Version(parse_count("version", &version)?),
     };
-    Ok(Json(registry.resolve(&r).await?.into()))
+    Ok(Json(registry.resolve(&r).await?))
 }
 
 #[utoipa::path(
@@ -235,7 +226,7 @@ async fn show_version(
         ("alias" = String, Path, description = "The alias, e.g. `champion`")
     ),
     responses(
-        (status = 200, description = "The version the alias points to", body = Version),
+        (status = 200, description = "The version the alias points to", body = VersionRecord),
         (status = 400, description = "Not a valid model or alias name", body = ErrorBody),
         (status = 404, description = "No such model or alias", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
@@ -245,14 +236,14 @@ async fn show_version(
 async fn show_alias(
     State(registry): State<Registry>,
     ApiPath((name, alias)): ApiPath<(String, String)>,
-) -> ApiResult<Version> {
+) -> ApiResult<VersionRecord> {
     check_name("model", &name)?;
     check_alias(&alias)?;
     let r = ModelRef {
         model: name,
         selector: Selector::Alias(alias),
     };
-    Ok(Json(registry.resolve(&r).await?.into()))
+    Ok(Json(registry.resolve(&r).await?))
 }
 
 #[utoipa::path(
@@ -331,14 +322,13 @@ async fn delete_alias(
     path = "/api/v1/endpoints",
     tag = "endpoints",
     responses(
-        (status = 200, description = "Every endpoint", body = Vec<Endpoint>),
+        (status = 200, description = "Every endpoint", body = Vec<EndpointRecord>),
         (status = 500, description = "The store failed", body = ErrorBody),
         (status = 503, description = "The store cannot be reached", body = ErrorBody)
     )
 )]
-async fn list_endpoints(State(registry): State<Registry>) -> ApiResult<Vec<Endpoint>> {
-    let endpoints = registry.endpoints().await?;
-    Ok(Json(endpoints.into_iter().map(Into::into).collect()))
+async fn list_endpoints(State(registry): State<Registry>) -> ApiResult<Vec<EndpointRecord>> {
+    Ok(Json(registry.endpoints().await?))
 }
 
 #[utoipa::path(
@@ -351,7 +341,7 @@ async fn list_endpoints(State(registry): State<Registry>) -> ApiResult<Vec<Endpo
     ),
     request_body = SetEndpoint,
     responses(
-        (status = 200, description = "The endpoint serves the target", body = Endpoint),
+        (status = 200, description = "The endpoint serves the target", body = EndpointRecord),
         (status = 400, description = "A bad name, body or target", body = ErrorBody),
         (status = 404, description = "The target's model, version or alias does not exist", body = ErrorBody),
         (status = 415, description = "The body is not `application/json`", body = ErrorBody),
@@ -364,12 +354,12 @@ async fn set_endpoint(
     ApiPath(name): ApiPath<String>,
     Actor(actor): Actor,
     ApiJson(body): ApiJson<SetEndpoint>,
-) -> ApiResult<Endpoint> {
+) -> ApiResult<EndpointRecord> {
     let target = Target::parse(&body.target)?;
     let endpoint = registry
         .set_endpoint(&name, target, &actor, body.reason)
         .await?;
-    Ok(Json(endpoint.into()))
+    Ok(Json(endpoint))
 }
 
 #[utoipa::path(
@@ -393,8 +383,7 @@ async fn history(
         Some(text) => parse_time("at", text)?,
         None => Utc::now(),
     };
-    let state = registry.live_at(query.model.as_deref(), at).await?;
-    Ok(Json(state.into()))
+    Ok(Json(registry.live_at(query.model.as_deref(), at).await?))
 }
 
 #[utoipa::path(
@@ -403,7 +392,7 @@ async fn history(
     tag = "history",
     params(AuditQuery),
     responses(
-        (status = 200, description = "The matching changes, oldest first", body = Vec<AuditEvent>),
+        (status = 200, description = "The matching changes, oldest first", body = Vec<AuditRecord>),
         (status = 400, description = "A bad model name, time or limit", body = ErrorBody),
         (status = 500, description = "The store failed", body = ErrorBody),
         (status = 503, description = "The store cannot be reached", body = ErrorBody)
@@ -412,21 +401,13 @@ async fn history(
 async fn audit(
     State(registry): State<Registry>,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> ApiResult<Vec<AuditEvent>> {
-    let limit = match &query.limit {
-        Some(text) => Some(
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "invalid limit {text:?}: expected a number from 1"
-                    ))
-                })?,
-        ),
-        None => None,
-    };
+) -> ApiResult<Vec<AuditRecord>> {
     let filter = AuditFilter {
+        limit: query
+            .limit
+            .as_deref()
+            .map(|t| parse_count("limit", t))
+            .transpose()?,
         since: query
             .since
             .as_deref()
@@ -440,10 +421,8 @@ async fn audit(
         model: query.model,
         subject_kind: None,
         subject: query.subject,
-        limit,
     };
-    let events = registry.audit(&filter).await?;
-    Ok(Json(events.into_iter().map(Into::into).collect()))
+    Ok(Json(registry.audit(&filter).await?))
 }
 
 #[utoipa::path(
@@ -467,6 +446,15 @@ fn decode_base64(field: &str, text: &str) -> Result<Bytes, ApiError> {
         return Err(ApiError::bad_request(format!("{field} is empty")));
     }
     Ok(bytes.into())
+}
+
+/// Reads `field` (a path segment or query parameter) as a number from 1.
+fn parse_count(field: &str, text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid {field} {text:?}: expected a number from 1"
+        ))
+    })
 }
 
 /// Reads query parameter `field` as an RFC 3339 time.
