@@ -274,42 +274,24 @@ fn bad_input_is_one_clear_line() {
         "invalid model name \"bad/name\"",
     );
     let sig = dir.path().join("sig.yaml");
-    std::fs::write(&sig, "inputs: [\n  - {name: a\n").expect("write");
-    fails(
-        &berth(
-            store,
-            &[
-                "models",
-                "register",
-                "churn",
-                path(&xgb),
-                "--signature",
-                path(&sig),
-            ],
+    for (yaml, problem) in [
+        ("inputs: [\n  - {name: a\n", "malformed YAML"),
+        (
+            "inputs:\n  - {name: a, type: number, reqired: true}\n",
+            "unknown key 'reqired'",
         ),
-        2,
-        "malformed YAML",
-    );
-    std::fs::write(
-        &sig,
-        "inputs:\n  - {name: a, type: number, reqired: true}\n",
-    )
-    .expect("write");
-    fails(
-        &berth(
-            store,
-            &[
-                "models",
-                "register",
-                "churn",
-                path(&xgb),
-                "--signature",
-                path(&sig),
-            ],
-        ),
-        2,
-        "unknown key 'reqired'",
-    );
+    ] {
+        std::fs::write(&sig, yaml).expect("write");
+        let args = [
+            "models",
+            "register",
+            "churn",
+            path(&xgb),
+            "--signature",
+            path(&sig),
+        ];
+        fails(&berth(store, &args), 2, problem);
+    }
     let garbage = dir.path().join("model.onnx");
     std::fs::write(&garbage, b"not a model").expect("write");
     fails(

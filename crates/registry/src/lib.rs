@@ -9,6 +9,8 @@ mod error;
 pub mod names;
 pub mod policy;
 mod signature_file;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use berth_registry::{ModelRef, RegisterRequest, RegistryError, Target};
 use berth_store::AuditFilter;
 use bytes::Bytes;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use common::fixture_bytes;
 
 const ACTOR: &str = "tester";
@@ -205,6 +205,5 @@ on_both_backends! {
                 (Some(serde_json::json!({"version": 2})), Some(serde_json::json!({"version": 3})), "carol"),
             ]
         );
-        let _ = Duration::zero();
     }
 }

@@ -4,104 +4,34 @@
 //! (as in CI), where they fail.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine;
-use berth_registry::{Clock, Registry};
-use berth_store::{ArtifactLocation, ArtifactStore, MetadataStore};
-use chrono::{DateTime, Utc};
+use berth_registry::Registry;
+pub use berth_registry::testing::Backend;
+use berth_registry::testing::{ManualClock, TestRegistry, test_registry};
 use serde_json::Value;
 use tower::ServiceExt;
-
-pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A clock the test moves by hand, to place changes at known times.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    pub fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().expect("clock") = at;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().expect("clock")
-    }
-}
 
 /// The admin router over a registry of its own.
 pub struct Api {
     pub router: Router,
     pub registry: Registry,
     pub clock: Arc<ManualClock>,
-    _dir: tempfile::TempDir,
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-fn services_required() -> bool {
-    std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
-
-async fn fresh_url(backend: Backend, dir: &Path) -> Option<String> {
-    match backend {
-        Backend::Sqlite => Some(format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("berth.db").display()
-        )),
-        Backend::Postgres => {
-            use sqlx::{Connection, Executor};
-            let schema = format!(
-                "berth_serve_test_{}_{}_{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed),
-                Utc::now().timestamp_micros()
-            );
-            let mut admin = match sqlx::PgConnection::connect(PG_URL).await {
-                Ok(c) => c,
-                Err(e) if services_required() => {
-                    panic!("PostgreSQL at {PG_URL} is required (BERTH_REQUIRE_SERVICES=1): {e}")
-                }
-                Err(e) => {
-                    eprintln!("skipped: PostgreSQL at {PG_URL} is not reachable ({e})");
-                    return None;
-                }
-            };
-            admin
-                .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .await
-                .expect("create schema");
-            Some(format!("{PG_URL}?options%5Bsearch_path%5D={schema}"))
-        }
-    }
+    _store: TestRegistry,
 }
 
 /// The router on a fresh store; `None` when the backend is unavailable and not required.
 pub async fn api(backend: Backend) -> Option<Api> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = fresh_url(backend, dir.path()).await?;
-    let meta = MetadataStore::connect(&url).await.expect("store opens");
-    let artifacts = ArtifactStore::open(ArtifactLocation::Folder(dir.path().join("artifacts")))
-        .expect("artifacts");
-    let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
-    let registry = Registry::new(meta, artifacts, clock.clone());
+    let store = test_registry(backend).await?;
     Some(Api {
-        router: berth_serve::admin_router(registry.clone()),
-        registry,
-        clock,
-        _dir: dir,
+        router: berth_serve::admin_router(store.registry.clone()),
+        registry: store.registry.clone(),
+        clock: store.clock.clone(),
+        _store: store,
     })
 }
 
