@@ -7,6 +7,7 @@ mod live;
 mod models;
 mod predict;
 mod registry_args;
+mod serve;
 mod table;
 
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ enum Command {
     Audit(live::AuditArgs),
     /// Serve the admin REST API (/api/v1, OpenAPI at /api/v1/openapi.json).
     Api(api::ApiArgs),
+    /// Serve one model file at once over the Open Inference Protocol (V2 REST).
+    Serve(serve::ServeArgs),
 }
 
 /// 2 when the user can fix the problem by changing their input, else 1.
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
         Command::History(args) => block_on(live::history(args, store)),
         Command::Audit(args) => block_on(live::audit(args, store)),
         Command::Api(args) => block_on(api::run(args, store)),
+        Command::Serve(args) => block_on(serve::run(args, threads)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,6 +101,20 @@ impl FeatureMatrix {
     pub fn into_values(self) -> Vec<f32> {
         self.values
     }
+
+    /// Stacks matrices of the same width, rows in order; `None` if widths differ.
+    pub fn concat(parts: &[&FeatureMatrix]) -> Option<FeatureMatrix> {
+        let cols = parts.first().map_or(0, |p| p.cols);
+        if parts.iter().any(|p| p.cols != cols) {
+            return None;
+        }
+        let rows = parts.iter().map(|p| p.rows).sum();
+        let mut values = Vec::with_capacity(rows * cols);
+        for p in parts {
+            values.extend_from_slice(&p.values);
+        }
+        Some(FeatureMatrix { rows, cols, values })
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +138,16 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert!(rows[2][1].is_nan());
         assert_eq!(m.slice_rows(1, 3).row(0), &[3.0, 4.0]);
+    }
+
+    #[test]
+    fn concat_stacks_rows_of_equal_width() {
+        let a = FeatureMatrix::from_rows(2, &[[1.0, 2.0]]).unwrap();
+        let b = FeatureMatrix::from_rows(2, &[[3.0, 4.0], [5.0, 6.0]]).unwrap();
+        let c = FeatureMatrix::concat(&[&a, &b]).unwrap();
+        assert_eq!((c.rows(), c.row(2)), (3, &[5.0, 6.0][..]));
+        let narrow = FeatureMatrix::from_rows(1, &[[1.0]]).unwrap();
+        assert!(FeatureMatrix::concat(&[&a, &narrow]).is_none());
     }
 
     #[test]

@@ -220,6 +220,28 @@ impl Tensor {
     pub fn row_width(&self) -> usize {
         self.shape.iter().skip(1).product()
     }
+
+    /// Rows `start..end` (along the first dimension) as a new tensor; `None` when the range
+    /// is out of bounds or the tensor has no rows dimension.
+    pub fn slice_rows(&self, start: usize, end: usize) -> Option<Tensor> {
+        let rows = *self.shape.first()?;
+        if start > end || end > rows {
+            return None;
+        }
+        let w = self.row_width();
+        let (a, b) = (start * w, end * w);
+        let data = match &self.data {
+            TensorData::Bool(v) => TensorData::Bool(v[a..b].to_vec()),
+            TensorData::Int32(v) => TensorData::Int32(v[a..b].to_vec()),
+            TensorData::Int64(v) => TensorData::Int64(v[a..b].to_vec()),
+            TensorData::Fp32(v) => TensorData::Fp32(v[a..b].to_vec()),
+            TensorData::Fp64(v) => TensorData::Fp64(v[a..b].to_vec()),
+            TensorData::Bytes(v) => TensorData::Bytes(v[a..b].to_vec()),
+        };
+        let mut shape = self.shape.clone();
+        shape[0] = end - start;
+        Some(Tensor { shape, data })
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +268,17 @@ mod tests {
             shape: vec![Dim::Variable, Dim::Fixed(23)],
         };
         assert_eq!(spec.to_string(), "input: FP32[-1, 23]");
+    }
+
+    #[test]
+    fn slicing_rows_keeps_the_row_shape() {
+        let t = Tensor::new(vec![3, 2], TensorData::Int64(vec![0, 1, 2, 3, 4, 5])).unwrap();
+        let s = t.slice_rows(1, 3).unwrap();
+        assert_eq!(s.shape(), &[2, 2]);
+        assert_eq!(s.data(), &TensorData::Int64(vec![2, 3, 4, 5]));
+        assert_eq!(t.slice_rows(3, 3).unwrap().shape(), &[0, 2]);
+        assert!(t.slice_rows(2, 4).is_none());
+        assert!(t.slice_rows(2, 1).is_none());
     }
 
     #[test]

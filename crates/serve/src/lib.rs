@@ -1,13 +1,22 @@
 //! berth's HTTP surface.
 //!
-//! Today it holds the admin REST API under `/api/v1/` ([`admin_router`]): models, versions,
+//! The path of a request: a protocol adapter ([`v2`]) turns the body into columns, the
+//! [`deployment::Router`] picks the version, [`validate`] checks the columns against its
+//! signature, and its [`batcher`] batches it with other requests and gives each caller its own
+//! rows back.
+//!
+//! The admin REST API lives under `/api/v1/` ([`admin_router`]): models, versions,
 //! aliases, endpoints, "what was live at T" and the audit log, over a
 //! [`Registry`](berth_registry::Registry), with its OpenAPI document generated from the code.
 //! The serving protocols (Open Inference Protocol V2, the V1 `instances` body, MLflow's
 //! `/invocations`) will join it here, as routers of their own merged next to this one.
 
 pub mod admin;
+pub mod batcher;
+pub mod deployment;
 mod error;
 mod extract;
+pub mod v2;
+pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};

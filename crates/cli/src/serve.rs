@@ -1,0 +1,89 @@
+//! `berth serve FILE`: serve one model file at once, for whoever just wants an endpoint.
+//!
+//! The model is loaded, its signature inferred, and it answers under its file name (without
+//! extension) as version 1 on the Open Inference Protocol (V2) REST routes, until SIGTERM or
+//! Ctrl-C, after which requests in flight are finished.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_core::Signature;
+use berth_registry::RegistryError;
+use berth_runtime::LoadOptions;
+use berth_serve::batcher::BatchConfig;
+use berth_serve::deployment::{Deployment, Router};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Model file: ONNX (.onnx), XGBoost JSON (.json) or LightGBM text (.txt).
+    model: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "BERTH_LISTEN")]
+    listen: SocketAddr,
+    /// Name to serve it under [default: the file name without extension].
+    #[arg(long)]
+    name: Option<String>,
+    /// Most rows gathered into one model run.
+    #[arg(long, default_value_t = 256)]
+    max_batch_size: usize,
+    /// Longest a request waits for others to batch with, in microseconds.
+    #[arg(long, default_value_t = 500)]
+    max_queue_delay_us: u64,
+}
+
+pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
+    let name = match args.name {
+        Some(n) => n,
+        None => args
+            .model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into()),
+    };
+    berth_registry::check_name("model", &name)?;
+    let path = args.model.clone();
+    let model = tokio::task::spawn_blocking(move || {
+        berth_runtime::load(
+            &path,
+            &LoadOptions {
+                onnx_intra_threads: threads,
+            },
+        )
+    })
+    .await
+    .context("loading the model")?
+    .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let model: Arc<dyn berth_runtime::Model> = model.into();
+    let signature = Signature::infer(model.info());
+    let config = BatchConfig {
+        max_batch_size: args.max_batch_size.max(1),
+        max_queue_delay: Duration::from_micros(args.max_queue_delay_us),
+        ..BatchConfig::default()
+    };
+    let deployment = Arc::new(Deployment::start(&name, 1, model, signature, config));
+    let routes = Arc::new(Router::default());
+    routes.replace(HashMap::from([
+        (name.clone(), deployment.clone()),
+        (format!("{name}/1"), deployment),
+    ]));
+    let app = berth_serve::v2::router(routes);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "berth serving {name} from {} on http://{address}/v2/models/{name} (infer: POST /v2/models/{name}/infer)",
+        args.model.display()
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::api::shutdown_signal())
+        .await
+        .context("serving")?;
+    eprintln!("berth stopped");
+    Ok(())
+}

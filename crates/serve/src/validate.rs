@@ -1,0 +1,517 @@
+//! Checking request data against a model's signature before the model runs.
+//!
+//! Protocol adapters turn a request body into [`Columns`] (one JSON value per field and row);
+//! [`validate`] checks every value against its field's type, range and allowed values and
+//! either returns the [`FeatureMatrix`] the model scores or every problem found, each with the
+//! field, the row, what was expected and what was given. Categories become their index in the
+//! field's value list; booleans 0 and 1; missing values NaN where the field allows it.
+
+use std::fmt;
+
+use berth_core::{DefaultValue, FeatureMatrix, FieldType, Signature};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Problems listed in full at most; the rest are counted.
+const MAX_LISTED: usize = 50;
+
+/// One thing wrong with a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldProblem {
+    pub field: String,
+    /// 0-based row, when the problem is in one row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row: Option<usize>,
+    pub expected: String,
+    pub got: String,
+}
+
+/// Every problem found in a request (the first [`MAX_LISTED`], and how many more).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValidationError {
+    pub problems: Vec<FieldProblem>,
+    pub more: usize,
+}
+
+impl ValidationError {
+    fn push(&mut self, problem: FieldProblem) {
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(problem);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn single(field: &str, expected: impl Into<String>, got: impl Into<String>) -> Self {
+        ValidationError {
+            problems: vec![FieldProblem {
+                field: field.to_string(),
+                row: None,
+                expected: expected.into(),
+                got: got.into(),
+            }],
+            more: 0,
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.problems.len() + self.more;
+        write!(
+            f,
+            "{total} invalid input{}: ",
+            if total == 1 { "" } else { "s" }
+        )?;
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match p.row {
+                Some(r) => write!(
+                    f,
+                    "field '{}' row {r}: expected {}, got {}",
+                    p.field, p.expected, p.got
+                )?,
+                None => write!(
+                    f,
+                    "field '{}': expected {}, got {}",
+                    p.field, p.expected, p.got
+                )?,
+            }
+        }
+        if self.more > 0 {
+            write!(f, "; and {} more", self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+/// Request data by column: `values[c][r]` is field `names[c]` in row `r`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Columns {
+    names: Vec<String>,
+    values: Vec<Vec<Value>>,
+    rows: usize,
+}
+
+impl Columns {
+    /// Named columns of equal length.
+    pub fn from_columns(columns: Vec<(String, Vec<Value>)>) -> Result<Self, ValidationError> {
+        let rows = columns.first().map_or(0, |(_, v)| v.len());
+        if let Some((name, v)) = columns.iter().find(|(_, v)| v.len() != rows) {
+            return Err(ValidationError::single(
+                name,
+                format!("{rows} values, like the other inputs"),
+                format!("{} values", v.len()),
+            ));
+        }
+        let (names, values) = columns.into_iter().unzip();
+        Ok(Self {
+            names,
+            values,
+            rows,
+        })
+    }
+
+    /// Rows given as JSON objects (`{"field": value, ...}`); a field absent from a row is null.
+    pub fn from_records(records: &[Value]) -> Result<Self, ValidationError> {
+        let mut names: Vec<String> = Vec::new();
+        for (r, record) in records.iter().enumerate() {
+            let Some(object) = record.as_object() else {
+                return Err(ValidationError {
+                    problems: vec![FieldProblem {
+                        field: "(row)".into(),
+                        row: Some(r),
+                        expected: "an object of field values".into(),
+                        got: kind(record),
+                    }],
+                    more: 0,
+                });
+            };
+            for key in object.keys() {
+                if !names.contains(key) {
+                    names.push(key.clone());
+                }
+            }
+        }
+        let values = names
+            .iter()
+            .map(|n| {
+                records
+                    .iter()
+                    .map(|r| r.get(n).cloned().unwrap_or(Value::Null))
+                    .collect()
+            })
+            .collect();
+        Ok(Self {
+            names,
+            values,
+            rows: records.len(),
+        })
+    }
+
+    /// Rows given as arrays of values in the order of `names`.
+    pub fn from_rows(names: Vec<String>, rows: &[Value]) -> Result<Self, ValidationError> {
+        let mut values = vec![Vec::with_capacity(rows.len()); names.len()];
+        for (r, row) in rows.iter().enumerate() {
+            let cells = match row.as_array() {
+                Some(cells) if cells.len() == names.len() => cells,
+                _ => {
+                    return Err(ValidationError {
+                        problems: vec![FieldProblem {
+                            field: "(row)".into(),
+                            row: Some(r),
+                            expected: format!("an array of {} values", names.len()),
+                            got: describe(row),
+                        }],
+                        more: 0,
+                    });
+                }
+            };
+            for (c, cell) in cells.iter().enumerate() {
+                values[c].push(cell.clone());
+            }
+        }
+        Ok(Self {
+            names,
+            values,
+            rows: rows.len(),
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+    .to_string()
+}
+
+/// A value as a message shows it: short, with its JSON form.
+fn describe(v: &Value) -> String {
+    let text = v.to_string();
+    if text.len() > 40 {
+        format!(
+            "{}...",
+            &text[..text
+                .char_indices()
+                .take_while(|(i, _)| *i < 37)
+                .last()
+                .map_or(0, |(i, c)| i + c.len_utf8())]
+        )
+    } else {
+        text
+    }
+}
+
+fn range_text<T: fmt::Display>(min: Option<T>, max: Option<T>) -> String {
+    match (min, max) {
+        (Some(lo), Some(hi)) => format!(" in [{lo}, {hi}]"),
+        (Some(lo), None) => format!(" >= {lo}"),
+        (None, Some(hi)) => format!(" <= {hi}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// One value of a field as the model's number, or what was expected instead. A null (or a
+/// field a record left out) is a missing value where `missing_ok`.
+fn encode(field_type: &FieldType, missing_ok: bool, v: &Value) -> Result<f32, String> {
+    if v.is_null() {
+        return if missing_ok {
+            Ok(f32::NAN)
+        } else {
+            Err("a value (the field cannot be missing)".into())
+        };
+    }
+    match field_type {
+        FieldType::Number { min, max } => match v.as_f64() {
+            Some(x) if min.is_none_or(|lo| x >= lo) && max.is_none_or(|hi| x <= hi) => Ok(x as f32),
+            _ => Err(format!("a number{}", range_text(*min, *max))),
+        },
+        FieldType::Integer { min, max } => match v.as_f64() {
+            Some(x)
+                if x.fract() == 0.0
+                    && min.is_none_or(|lo| x >= lo as f64)
+                    && max.is_none_or(|hi| x <= hi as f64) =>
+            {
+                Ok(x as f32)
+            }
+            _ => Err(format!("an integer{}", range_text(*min, *max))),
+        },
+        FieldType::Bool => match v {
+            Value::Bool(b) => Ok(f32::from(u8::from(*b))),
+            Value::Number(n) if n.as_f64() == Some(0.0) || n.as_f64() == Some(1.0) => {
+                Ok(n.as_f64().unwrap_or(0.0) as f32)
+            }
+            _ => Err("true or false".into()),
+        },
+        FieldType::Category { values } => {
+            match v.as_str().and_then(|s| values.iter().position(|c| c == s)) {
+                Some(i) => Ok(i as f32),
+                None => {
+                    let listed: Vec<&str> = values.iter().take(10).map(String::as_str).collect();
+                    let more = if values.len() > 10 { ", ..." } else { "" };
+                    Err(format!("one of {}{more}", listed.join(", ")))
+                }
+            }
+        }
+        FieldType::Text => Err("text, which this model cannot take without a feature spec".into()),
+    }
+}
+
+fn default_number(field_type: &FieldType, default: &DefaultValue) -> f32 {
+    match (field_type, default) {
+        (FieldType::Category { values }, DefaultValue::Text(t)) => values
+            .iter()
+            .position(|v| v == t)
+            .map_or(f32::NAN, |i| i as f32),
+        (_, DefaultValue::Bool(b)) => f32::from(u8::from(*b)),
+        (_, DefaultValue::Number(n)) => *n as f32,
+        (_, DefaultValue::Text(_)) => f32::NAN,
+    }
+}
+
+/// Checks `columns` against `signature` and builds the matrix the model scores, with the
+/// signature's fields as its columns in order. Unknown fields are problems too (a typo must
+/// not silently turn into a missing value).
+pub fn validate(
+    signature: &Signature,
+    columns: &Columns,
+) -> Result<FeatureMatrix, ValidationError> {
+    let mut errors = ValidationError {
+        problems: Vec::new(),
+        more: 0,
+    };
+    for name in &columns.names {
+        if !signature.inputs.iter().any(|f| &f.name == name) {
+            errors.push(FieldProblem {
+                field: name.clone(),
+                row: None,
+                expected: "one of the model's inputs".into(),
+                got: "an unknown field".into(),
+            });
+        }
+    }
+    let rows = columns.rows;
+    let width = signature.inputs.len();
+    let mut values = vec![0.0f32; rows * width];
+    for (c, field) in signature.inputs.iter().enumerate() {
+        let column = columns
+            .names
+            .iter()
+            .position(|n| n == &field.name)
+            .map(|i| &columns.values[i]);
+        match column {
+            Some(column) => {
+                let default = field
+                    .default
+                    .as_ref()
+                    .map(|d| default_number(&field.field_type, d));
+                for (r, v) in column.iter().enumerate() {
+                    if let (Value::Null, Some(x)) = (v, default) {
+                        values[r * width + c] = x;
+                        continue;
+                    }
+                    match encode(&field.field_type, field.nullable || !field.required, v) {
+                        Ok(x) => values[r * width + c] = x,
+                        Err(expected) => errors.push(FieldProblem {
+                            field: field.name.clone(),
+                            row: Some(r),
+                            expected,
+                            got: describe(v),
+                        }),
+                    }
+                }
+            }
+            None if field.required => errors.push(FieldProblem {
+                field: field.name.clone(),
+                row: None,
+                expected: "a value (the field is required)".into(),
+                got: "nothing".into(),
+            }),
+            None => {
+                let x = field
+                    .default
+                    .as_ref()
+                    .map_or(f32::NAN, |d| default_number(&field.field_type, d));
+                for r in 0..rows {
+                    values[r * width + c] = x;
+                }
+            }
+        }
+    }
+    if !errors.problems.is_empty() || errors.more > 0 {
+        return Err(errors);
+    }
+    FeatureMatrix::new(rows, width, values)
+        .map_err(|e| ValidationError::single("(request)", "whole rows", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::Field;
+    use serde_json::json;
+
+    fn field(name: &str, field_type: FieldType) -> Field {
+        Field {
+            name: name.into(),
+            field_type,
+            required: true,
+            default: None,
+            nullable: false,
+        }
+    }
+
+    fn signature() -> Signature {
+        Signature {
+            inputs: vec![
+                field(
+                    "age",
+                    FieldType::Integer {
+                        min: Some(18),
+                        max: Some(120),
+                    },
+                ),
+                field(
+                    "spend",
+                    FieldType::Number {
+                        min: Some(0.0),
+                        max: None,
+                    },
+                ),
+                field(
+                    "plan",
+                    FieldType::Category {
+                        values: vec!["basic".into(), "premium".into()],
+                    },
+                ),
+                Field {
+                    required: false,
+                    default: Some(DefaultValue::Bool(true)),
+                    ..field("vip", FieldType::Bool)
+                },
+                Field {
+                    nullable: true,
+                    ..field(
+                        "score",
+                        FieldType::Number {
+                            min: None,
+                            max: None,
+                        },
+                    )
+                },
+            ],
+            outputs: vec![],
+        }
+    }
+
+    #[test]
+    fn good_rows_become_the_model_matrix() {
+        let rows = [
+            json!({"age": 30, "spend": 12.5, "plan": "premium", "score": null}),
+            json!({"age": 99, "spend": 0, "plan": "basic", "vip": false, "score": 0.5}),
+        ];
+        let m = validate(&signature(), &Columns::from_records(&rows).unwrap()).unwrap();
+        assert_eq!((m.rows(), m.cols()), (2, 5));
+        assert_eq!(
+            &m.row(0)[..4],
+            &[30.0, 12.5, 1.0, 1.0],
+            "vip defaults to true"
+        );
+        assert!(m.row(0)[4].is_nan(), "a nullable field may be null");
+        assert_eq!(m.row(1), &[99.0, 0.0, 0.0, 0.0, 0.5]);
+    }
+
+    #[test]
+    fn every_problem_is_listed_with_field_row_expected_got() {
+        let rows = [
+            json!({"age": 17.5, "spend": -1, "plan": "gold", "score": 1, "agee": 3}),
+            json!({"age": "old", "spend": 1, "score": null}),
+        ];
+        let err = validate(&signature(), &Columns::from_records(&rows).unwrap()).unwrap_err();
+        let got: Vec<(&str, Option<usize>, &str, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.row, p.expected.as_str(), p.got.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "agee",
+                    None,
+                    "one of the model's inputs",
+                    "an unknown field"
+                ),
+                ("age", Some(0), "an integer in [18, 120]", "17.5"),
+                ("age", Some(1), "an integer in [18, 120]", "\"old\""),
+                ("spend", Some(0), "a number >= 0", "-1"),
+                ("plan", Some(0), "one of basic, premium", "\"gold\""),
+                (
+                    "plan",
+                    Some(1),
+                    "a value (the field cannot be missing)",
+                    "null"
+                ),
+            ]
+        );
+        assert!(
+            err.to_string()
+                .starts_with("6 invalid inputs: field 'agee': expected one of the model's inputs")
+        );
+    }
+
+    #[test]
+    fn missing_required_fields_and_ragged_input() {
+        let err = validate(
+            &signature(),
+            &Columns::from_records(&[json!({"age": 30})]).unwrap(),
+        )
+        .unwrap_err();
+        let missing: Vec<&str> = err
+            .problems
+            .iter()
+            .filter(|p| p.got == "nothing")
+            .map(|p| p.field.as_str())
+            .collect();
+        assert_eq!(
+            missing,
+            ["spend", "plan", "score"],
+            "nullable is not optional: the field must be sent"
+        );
+        let err = Columns::from_columns(vec![("a".into(), vec![json!(1)]), ("b".into(), vec![])])
+            .unwrap_err();
+        assert_eq!(err.problems[0].expected, "1 values, like the other inputs");
+        let err = Columns::from_rows(vec!["a".into(), "b".into()], &[json!([1, 2]), json!([1])])
+            .unwrap_err();
+        assert_eq!(
+            (err.problems[0].row, err.problems[0].got.as_str()),
+            (Some(1), "[1]")
+        );
+        let err = Columns::from_records(&[json!([1, 2])]).unwrap_err();
+        assert_eq!(err.problems[0].expected, "an object of field values");
+    }
+
+    #[test]
+    fn long_lists_of_problems_are_capped() {
+        let rows: Vec<Value> = (0..80)
+            .map(|_| json!({"age": 1, "spend": 1, "plan": "basic", "score": null}))
+            .collect();
+        let err = validate(&signature(), &Columns::from_records(&rows).unwrap()).unwrap_err();
+        assert_eq!((err.problems.len(), err.more), (MAX_LISTED, 30));
+        assert!(err.to_string().ends_with("; and 30 more"));
+    }
+}
