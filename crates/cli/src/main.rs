@@ -9,6 +9,7 @@ mod predict;
 mod registry_args;
 mod serve;
 mod table;
+mod up;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,8 @@ enum Command {
     Audit(live::AuditArgs),
     /// Serve the admin REST API (/api/v1, OpenAPI at /api/v1/openapi.json).
     Api(api::ApiArgs),
+    /// Start berth: serve every endpoint, alias and model of the registry, and the admin API.
+    Up(up::UpArgs),
     /// Serve one model file at once over the Open Inference Protocol (V2 REST).
     Serve(serve::ServeArgs),
 }
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::History(args) => block_on(live::history(args, store)),
         Command::Audit(args) => block_on(live::audit(args, store)),
         Command::Api(args) => block_on(api::run(args, store)),
+        Command::Up(args) => block_on(up::run(args, store, threads)),
         Command::Serve(args) => block_on(serve::run(args, threads)),
     };
     match result {

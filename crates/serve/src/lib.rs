@@ -16,6 +16,7 @@ pub mod batcher;
 pub mod deployment;
 mod error;
 mod extract;
+pub mod live;
 pub mod v2;
 pub mod validate;
 

@@ -23,14 +23,17 @@ impl Server {
             .spawn()
             .expect("berth starts");
         let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        // The first line with a URL names the address.
         let mut banner = String::new();
-        stderr.read_line(&mut banner).expect("banner");
-        let address = banner
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_else(|| panic!("no address in {banner:?}"))
-            .to_string();
+        let address = loop {
+            banner.clear();
+            if stderr.read_line(&mut banner).expect("banner") == 0 {
+                panic!("berth exited before listening");
+            }
+            if let Some(rest) = banner.split("http://").nth(1) {
+                break rest.split('/').next().unwrap_or_default().to_string();
+            }
+        };
         Server {
             child,
             stderr,

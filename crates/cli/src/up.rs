@@ -1,0 +1,106 @@
+//! `berth up`: berth's main job on one port — the registry in the store (`./berth-data` by
+//! default), every endpoint, alias and newest version served over V2, the admin API, kept in
+//! step with the registry. On first start with an empty registry it registers the bundled
+//! example model as `churn`, points `churn@champion` at it and serves it as endpoint `churn`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_registry::{RegisterRequest, Registry, Target};
+use berth_runtime::LoadOptions;
+use berth_serve::batcher::BatchConfig;
+use berth_serve::live::LiveRoutes;
+use clap::Args;
+
+use crate::registry_args::StoreArgs;
+
+/// The bundled example: the XGBoost churn classifier of the fixtures (23 features).
+const EXAMPLE_MODEL: &[u8] = include_bytes!("../../../fixtures/models/xgb_classifier.json");
+const EXAMPLE_NAME: &str = "churn";
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "BERTH_LISTEN")]
+    listen: SocketAddr,
+    /// Do not register the example model into an empty registry.
+    #[arg(long)]
+    no_example: bool,
+    /// How often to look for registry changes, in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    poll_ms: u64,
+}
+
+async fn register_example(registry: &Registry, actor: &str) -> anyhow::Result<bool> {
+    if !registry.models().await?.is_empty() {
+        return Ok(false);
+    }
+    let request = RegisterRequest {
+        description: Some("Example churn classifier (XGBoost), bundled with berth".into()),
+        reason: Some("first start: bundled example".into()),
+        ..RegisterRequest::default()
+    };
+    let version = registry
+        .register(
+            EXAMPLE_NAME,
+            "churn.json",
+            EXAMPLE_MODEL.into(),
+            request,
+            actor,
+        )
+        .await?;
+    registry
+        .set_alias(
+            EXAMPLE_NAME,
+            "champion",
+            version.version,
+            actor,
+            Some("first start".into()),
+        )
+        .await?;
+    let target = Target::Alias {
+        model: EXAMPLE_NAME.into(),
+        alias: "champion".into(),
+    };
+    registry
+        .set_endpoint(EXAMPLE_NAME, target, actor, Some("first start".into()))
+        .await?;
+    Ok(true)
+}
+
+pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Result<()> {
+    let registry = store.open().await?;
+    if !args.no_example && register_example(&registry, &store.actor()).await? {
+        eprintln!("registered the example model as churn/1 (churn@champion, endpoint churn)");
+    }
+    let live = Arc::new(LiveRoutes::new(
+        registry.clone(),
+        BatchConfig::default(),
+        LoadOptions {
+            onnx_intra_threads: threads,
+        },
+    ));
+    let report = live.sync().await?;
+    live.clone()
+        .watch(Duration::from_millis(args.poll_ms.max(50)));
+    let app = berth_serve::admin_router(registry).merge(berth_serve::v2::router(live.router()));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "berth up on http://{address}/v2 ({} names served; store {})",
+        report.names, store.store
+    );
+    eprintln!("  inference:  POST http://{address}/v2/models/churn/infer");
+    eprintln!("  models:     http://{address}/v2/models/churn");
+    eprintln!("  admin API:  http://{address}/api/v1/models (OpenAPI: /api/v1/openapi.json)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::api::shutdown_signal())
+        .await
+        .context("serving")?;
+    eprintln!("berth stopped");
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! `berth up` end to end: first start registers and serves the example model; moving an alias
+//! with the CLI is served within a second; the version no longer named is unloaded.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn infer_body() -> String {
+    let row = vec!["1.5"; 23].join(",");
+    format!(r#"{{"inputs":[{{"name":"input","shape":[1,23],"datatype":"FP32","data":[{row}]}}]}}"#)
+}
+
+/// The `x-berth-version` of an answer to `POST /v2/models/{m}/infer`.
+fn answered_by(server: &common::Server, m: &str) -> Option<String> {
+    let (status, head, body) = server.request(
+        "POST",
+        &format!("/v2/models/{m}/infer"),
+        Some(&infer_body()),
+    );
+    if status != 200 {
+        return None;
+    }
+    assert!(body.contains("probabilities"), "{body}");
+    head.lines().find_map(|l| {
+        l.strip_prefix("x-berth-version: ")
+            .map(|v| v.trim().to_string())
+    })
+}
+
+#[test]
+fn up_serves_the_example_and_follows_alias_moves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let store = store.to_str().expect("utf-8");
+    let server = common::Server::start(&[
+        "--store",
+        store,
+        "--actor",
+        "tester",
+        "up",
+        "--poll-ms",
+        "100",
+    ]);
+
+    let (status, _, body) = server.request("GET", "/v2/models/churn", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        answered_by(&server, "churn").as_deref(),
+        Some("churn/1"),
+        "the example answers on endpoint churn"
+    );
+    assert_eq!(
+        answered_by(&server, "churn@champion").as_deref(),
+        Some("churn/1")
+    );
+    let (status, _, body) = server.request("GET", "/api/v1/models/churn", None);
+    assert!(status == 200 && body.contains("\"champion\""), "{body}");
+
+    // A new version and an alias move, through the CLI on the same store.
+    let lgbm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/lgbm_classifier.txt");
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["--store", store, "--actor", "tester"])
+            .args(args)
+            .output()
+            .expect("berth runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli(&["models", "register", "churn", lgbm.to_str().expect("utf-8")]);
+    cli(&["alias", "set", "churn@champion", "2"]);
+    let moved = Instant::now();
+    while answered_by(&server, "churn").as_deref() != Some("churn/2") {
+        assert!(
+            moved.elapsed() < Duration::from_secs(3),
+            "the alias move was not served within 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        moved.elapsed() < Duration::from_secs(1),
+        "served after {:?}",
+        moved.elapsed()
+    );
+    assert_eq!(
+        answered_by(&server, "churn@champion").as_deref(),
+        Some("churn/2")
+    );
+    // Nothing names version 1 any more: it is unloaded.
+    let (status, _, body) = server.request(
+        "POST",
+        "/v2/models/churn/versions/1/infer",
+        Some(&infer_body()),
+    );
+    assert_eq!(status, 404, "{body}");
+
+    let (status, rest) = server.stop();
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0, got {status:?}: {rest}"
+    );
+}
