@@ -106,3 +106,48 @@ fn up_serves_the_example_and_follows_alias_moves() {
         "graceful shutdown exits 0, got {status:?}: {rest}"
     );
 }
+
+/// The README's curl examples, run as written against a fresh `berth up` (only the port differs).
+#[test]
+fn the_readme_curl_examples_work() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README");
+    let examples: Vec<&str> = readme
+        .split("```sh")
+        .skip(1)
+        .filter_map(|block| block.split("```").next())
+        .filter(|block| block.trim_start().starts_with("curl"))
+        .collect();
+    assert!(!examples.is_empty(), "the README has curl examples");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let server = common::Server::start(&["--store", store.to_str().expect("utf-8"), "up"]);
+    for example in examples {
+        let command = example.replace("localhost:8080", &server.address);
+        let out = Command::new("sh")
+            .args(["-c", &command])
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{command}: not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        assert_eq!(body["model_version"], "1", "{body}");
+        assert!(
+            body["outputs"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|t| t["name"] == "probabilities")),
+            "{body}"
+        );
+    }
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
