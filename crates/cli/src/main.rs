@@ -60,7 +60,7 @@ enum Command {
     Api(api::ApiArgs),
     /// Start berth: serve every endpoint, alias and model of the registry, and the admin API.
     Up(up::UpArgs),
-    /// Serve one model file at once over the Open Inference Protocol (V2 REST).
+    /// Serve one model file at once (V2 REST, V1 :predict, MLflow /invocations).
     Serve(serve::ServeArgs),
 }
 

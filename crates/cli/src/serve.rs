@@ -1,8 +1,8 @@
 //! `berth serve FILE`: serve one model file at once, for whoever just wants an endpoint.
 //!
 //! The model is loaded, its signature inferred, and it answers under its file name (without
-//! extension) as version 1 on the Open Inference Protocol (V2) REST routes, until SIGTERM or
-//! Ctrl-C, after which requests in flight are finished.
+//! extension) as version 1 over V2 REST, V1 `:predict` and MLflow `/invocations`, until SIGTERM
+//! or Ctrl-C, after which requests in flight are finished.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -71,7 +71,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
         (name.clone(), deployment.clone()),
         (format!("{name}/1"), deployment),
     ]));
-    let app = berth_serve::v2::router(routes);
+    let app = berth_serve::inference_router(routes);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -85,7 +85,8 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     let report = live.sync().await?;
     live.clone()
         .watch(Duration::from_millis(args.poll_ms.max(50)));
-    let app = berth_serve::admin_router(registry).merge(berth_serve::v2::router(live.router()));
+    let app =
+        berth_serve::admin_router(registry).merge(berth_serve::inference_router(live.router()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

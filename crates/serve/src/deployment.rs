@@ -116,6 +116,26 @@ impl Router {
         }
     }
 
+    /// The one deployment served, for protocols that name no model (MLflow's `/invocations`).
+    pub fn only(&self) -> Result<Arc<Deployment>, ServeError> {
+        let table = self.table();
+        let mut distinct: Vec<&Arc<Deployment>> = Vec::new();
+        for d in table.values() {
+            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, d)) {
+                distinct.push(d);
+            }
+        }
+        match distinct.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ServeError::NotFound("no model is served".into())),
+            _ => Err(ServeError::BadRequest(format!(
+                "{} model versions are served here: name one with the x-berth-model header (e.g. {})",
+                distinct.len(),
+                self.names().first().map_or("", String::as_str)
+            ))),
+        }
+    }
+
     /// Every name served, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.table().keys().cloned().collect();

@@ -1,6 +1,6 @@
 //! berth's HTTP surface.
 //!
-//! The path of a request: a protocol adapter ([`v2`]) turns the body into columns, the
+//! The path of a request: a protocol adapter ([`v2`], [`v1`], [`mlflow`]) turns the body into columns, the
 //! [`deployment::Router`] picks the version, [`validate`] checks the columns against its
 //! signature, and its [`batcher`] batches it with other requests and gives each caller its own
 //! rows back.
@@ -17,7 +17,17 @@ pub mod deployment;
 mod error;
 mod extract;
 pub mod live;
+pub mod mlflow;
+mod protocol;
+pub mod v1;
 pub mod v2;
 pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};
+
+/// Every inference protocol (V2, V1, MLflow) over `routes`, on one router.
+pub fn inference_router(routes: std::sync::Arc<deployment::Router>) -> axum::Router {
+    v2::router(routes.clone())
+        .merge(v1::router(routes.clone()))
+        .merge(mlflow::router(routes))
+}

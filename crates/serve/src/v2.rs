@@ -9,17 +9,19 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use berth_core::{NamedTensor, TensorData};
+use berth_core::NamedTensor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::batcher::BatchError;
 use crate::deployment::{Deployment, Router as Routes, ServeError};
+use crate::protocol::{answer_headers, new_prediction_id, retry_headers, status_of, values};
 use crate::validate::Columns;
 
 #[derive(Debug, Deserialize)]
@@ -70,26 +72,13 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn serve_error(e: ServeError) -> Response {
-    match e {
-        ServeError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
-        ServeError::Invalid(v) => error(StatusCode::BAD_REQUEST, v.to_string()),
-        ServeError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
-        ServeError::Batch(BatchError::QueueFull { .. }) => {
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("1"));
-            r
-        }
-        ServeError::Batch(BatchError::Timeout(_)) => {
-            error(StatusCode::GATEWAY_TIMEOUT, e.to_string())
-        }
-        ServeError::Batch(BatchError::Closed) => {
-            error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-        }
-        ServeError::Batch(BatchError::Predict(p)) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, p.to_string())
-        }
-    }
+    let (status, retry) = status_of(&e);
+    (
+        status,
+        retry_headers(retry),
+        Json(json!({"error": e.to_string()})),
+    )
+        .into_response()
 }
 
 async fn server_metadata() -> Json<Value> {
@@ -150,17 +139,19 @@ async fn version_ready(
 async fn infer(
     State(routes): State<Arc<Routes>>,
     Path(m): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    run(&routes, &m, None, &body).await
+    run(&routes, &m, None, &headers, &body).await
 }
 
 async fn infer_version(
     State(routes): State<Arc<Routes>>,
     Path((m, v)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    run(&routes, &m, Some(&v), &body).await
+    run(&routes, &m, Some(&v), &headers, &body).await
 }
 
 /// Flattens nested arrays row-major.
@@ -252,27 +243,27 @@ fn columns(d: &Deployment, inputs: &[InputTensor]) -> Result<Columns, ServeError
 }
 
 fn tensor_json(t: &NamedTensor) -> Value {
-    let data: Value = match t.tensor.data() {
-        TensorData::Bool(v) => json!(v),
-        TensorData::Int32(v) => json!(v),
-        TensorData::Int64(v) => json!(v),
-        TensorData::Fp32(v) => json!(
-            v.iter()
-                .map(|&x| serde_json::Number::from_f64(f64::from(x))
-                    .map_or(Value::Null, Value::Number))
-                .collect::<Vec<_>>()
-        ),
-        TensorData::Fp64(v) => json!(
-            v.iter()
-                .map(|&x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number))
-                .collect::<Vec<_>>()
-        ),
-        TensorData::Bytes(v) => json!(v),
-    };
-    json!({"name": t.name, "datatype": t.tensor.element_type().as_str(), "shape": t.tensor.shape(), "data": data})
+    json!({"name": t.name, "datatype": t.tensor.element_type().as_str(), "shape": t.tensor.shape(), "data": values(t)})
 }
 
-async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Response {
+async fn run(
+    routes: &Routes,
+    m: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && !ct.starts_with("application/json")
+    {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type {ct} is not supported: send JSON tensors as application/json \
+                 (the binary tensor extension is not supported yet)"
+            ),
+        );
+    }
     let request: InferRequest = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -314,16 +305,8 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
         .filter(|o| wanted.as_ref().is_none_or(|w| w.contains(&o.name.as_str())))
         .map(tensor_json)
         .collect();
-    let id = request
-        .id
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&deployment.label()) {
-        headers.insert("x-berth-version", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert("x-berth-prediction-id", v);
-    }
+    let id = request.id.unwrap_or_else(new_prediction_id);
+    let headers = answer_headers(&deployment, &id);
     let body = json!({
         "model_name": m,
         "model_version": deployment.version.to_string(),

@@ -1,107 +1,36 @@
 //! The Open Inference Protocol (V2 REST) routes over a deployment of the XGBoost fixture:
 //! answers equal the reference outputs, errors have the protocol's shape and say what is wrong.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod serving;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use berth_core::Signature;
-use berth_runtime::LoadOptions;
-use berth_serve::batcher::BatchConfig;
-use berth_serve::deployment::{Deployment, Router};
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use serving::{deployed, eval_rows, expected, send};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-/// The evaluation rows as JSON numbers (null where missing), and the feature names.
-fn eval_rows(n: usize) -> (Vec<String>, Vec<Vec<Value>>) {
-    let text = std::fs::read_to_string(fixtures().join("data/eval_features.csv")).expect("rows");
-    let mut lines = text.lines();
-    let names = lines
-        .next()
-        .expect("header")
-        .split(',')
-        .skip(1)
-        .map(str::to_owned)
-        .collect();
-    let rows = lines
-        .take(n)
-        .map(|l| {
-            l.split(',')
-                .skip(1)
-                .map(|v| v.parse::<f64>().map_or(Value::Null, |x| json!(x)))
-                .collect()
-        })
-        .collect();
-    (names, rows)
-}
-
-/// p1 of the first `n` rows from the reference outputs.
-fn expected_p1(n: usize) -> Vec<f64> {
-    let text = std::fs::read_to_string(fixtures().join("models/xgb_classifier.json.expected.csv"))
-        .expect("expected");
-    text.lines()
-        .skip(1)
-        .take(n)
-        .map(|l| {
-            l.split(',')
-                .nth(2)
-                .and_then(|v| v.parse().ok())
-                .expect("p1")
-        })
-        .collect()
-}
+const FILE: &str = "xgb_classifier.json";
 
 fn app() -> axum::Router {
-    let model: Arc<dyn berth_runtime::Model> = berth_runtime::load(
-        &fixtures().join("models/xgb_classifier.json"),
-        &LoadOptions::default(),
-    )
-    .expect("fixture")
-    .into();
-    let signature = Signature::infer(model.info());
-    let d = Arc::new(Deployment::start(
-        "xgb",
-        1,
-        model,
-        signature,
-        BatchConfig::default(),
-    ));
-    let routes = Arc::new(Router::default());
-    routes.replace(HashMap::from([
-        ("xgb".to_string(), d.clone()),
-        ("xgb/1".to_string(), d),
-    ]));
-    berth_serve::v2::router(routes)
+    berth_serve::v2::router(deployed(FILE, "xgb"))
 }
 
 async fn call(
     app: &axum::Router,
-    method: &str,
+    method: Method,
     uri: &str,
     body: Option<Value>,
-) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json");
-    let request = request
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .expect("request");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let (status, headers) = (response.status(), response.headers().clone());
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("body");
+) -> (StatusCode, HeaderMap, Value) {
+    let (status, headers, text) = send(
+        app,
+        method,
+        uri,
+        "application/json",
+        body.map_or_else(String::new, |b| b.to_string()),
+    )
+    .await;
     (
         status,
         headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
     )
 }
 
@@ -131,20 +60,20 @@ fn assert_close(got: &[f64], want: &[f64]) {
 #[tokio::test]
 async fn server_and_model_metadata() {
     let app = app();
-    let (status, _, body) = call(&app, "GET", "/v2", None).await;
+    let (status, _, body) = call(&app, Method::GET, "/v2", None).await;
     assert_eq!(
         (status, body["name"].as_str()),
         (StatusCode::OK, Some("berth"))
     );
     assert_eq!(
-        call(&app, "GET", "/v2/health/live", None).await.0,
+        call(&app, Method::GET, "/v2/health/live", None).await.0,
         StatusCode::OK
     );
     assert_eq!(
-        call(&app, "GET", "/v2/health/ready", None).await.0,
+        call(&app, Method::GET, "/v2/health/ready", None).await.0,
         StatusCode::OK
     );
-    let (status, _, body) = call(&app, "GET", "/v2/models/xgb", None).await;
+    let (status, _, body) = call(&app, Method::GET, "/v2/models/xgb", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["inputs"][0],
@@ -152,18 +81,18 @@ async fn server_and_model_metadata() {
     );
     assert_eq!(body["versions"], json!(["1"]));
     assert_eq!(
-        call(&app, "GET", "/v2/models/xgb/versions/1/ready", None)
+        call(&app, Method::GET, "/v2/models/xgb/versions/1/ready", None)
             .await
             .0,
         StatusCode::OK
     );
-    let (status, _, body) = call(&app, "GET", "/v2/models/nope", None).await;
+    let (status, _, body) = call(&app, Method::GET, "/v2/models/nope", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
         body["error"].as_str().is_some_and(|e| e.contains("'nope'")),
         "{body}"
     );
-    let (status, _, body) = call(&app, "GET", "/v2/models/xgb/versions/7/ready", None).await;
+    let (status, _, body) = call(&app, Method::GET, "/v2/models/xgb/versions/7/ready", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
         body["error"]
@@ -177,15 +106,15 @@ async fn server_and_model_metadata() {
 async fn one_model_shaped_tensor_matches_the_reference() {
     let app = app();
     let (_, rows) = eval_rows(60);
-    let data: Vec<Value> = rows.iter().map(|r| Value::Array(r.clone())).collect();
-    let request = json!({"id": "req-1", "inputs": [{"name": "input", "shape": [60, 23], "datatype": "FP32", "data": data}]});
-    let (status, headers, body) = call(&app, "POST", "/v2/models/xgb/infer", Some(request)).await;
+    let request = json!({"id": "req-1", "inputs": [{"name": "input", "shape": [60, 23], "datatype": "FP32", "data": rows}]});
+    let (status, headers, body) =
+        call(&app, Method::POST, "/v2/models/xgb/infer", Some(request)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["id"], "req-1");
     assert_eq!(body["model_version"], "1");
     assert_eq!(headers["x-berth-version"], "xgb/1");
     assert_eq!(headers["x-berth-prediction-id"], "req-1");
-    assert_close(&probabilities(&body), &expected_p1(60));
+    assert_close(&probabilities(&body), &expected(FILE, 2, 60));
 }
 
 #[tokio::test]
@@ -200,7 +129,7 @@ async fn one_tensor_per_field_matches_too_and_outputs_can_be_chosen() {
     let request = json!({"inputs": inputs, "outputs": [{"name": "probabilities"}]});
     let (status, headers, body) = call(
         &app,
-        "POST",
+        Method::POST,
         "/v2/models/xgb/versions/1/infer",
         Some(request),
     )
@@ -211,7 +140,7 @@ async fn one_tensor_per_field_matches_too_and_outputs_can_be_chosen() {
         Some(1),
         "only the requested output"
     );
-    assert_close(&probabilities(&body), &expected_p1(5));
+    assert_close(&probabilities(&body), &expected(FILE, 2, 5));
     assert!(headers.contains_key("x-berth-prediction-id"));
     assert!(
         body["id"].as_str().is_some_and(|id| !id.is_empty()),
@@ -243,8 +172,13 @@ async fn bad_requests_say_what_is_wrong() {
         ),
     ];
     for (request, message) in cases {
-        let (status, _, body) =
-            call(&app, "POST", "/v2/models/xgb/infer", Some(request.clone())).await;
+        let (status, _, body) = call(
+            &app,
+            Method::POST,
+            "/v2/models/xgb/infer",
+            Some(request.clone()),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {body}");
         let error = body["error"].as_str().unwrap_or_default();
         assert!(
@@ -254,10 +188,19 @@ async fn bad_requests_say_what_is_wrong() {
     }
     let (status, _, body) = call(
         &app,
-        "POST",
+        Method::POST,
         "/v2/models/nope/infer",
         Some(row(json!(vec![1.0; 23]))),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _, text) = send(
+        &app,
+        Method::POST,
+        "/v2/models/xgb/infer",
+        "application/octet-stream",
+        "x",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{text}");
 }

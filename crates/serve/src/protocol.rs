@@ -1,0 +1,99 @@
+//! What every protocol adapter shares: how a failure maps to a status, the headers that say
+//! which version answered, and outputs as JSON.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use berth_core::{NamedTensor, TensorData};
+use serde_json::{Value, json};
+
+use crate::batcher::BatchError;
+use crate::deployment::{Deployment, ServeError};
+
+/// The status a failure is reported with, and whether the client should retry later.
+pub fn status_of(e: &ServeError) -> (StatusCode, bool) {
+    match e {
+        ServeError::NotFound(_) => (StatusCode::NOT_FOUND, false),
+        ServeError::Invalid(_) | ServeError::BadRequest(_) => (StatusCode::BAD_REQUEST, false),
+        ServeError::Batch(BatchError::QueueFull { .. } | BatchError::Closed) => {
+            (StatusCode::SERVICE_UNAVAILABLE, true)
+        }
+        ServeError::Batch(BatchError::Timeout(_)) => (StatusCode::GATEWAY_TIMEOUT, false),
+        ServeError::Batch(BatchError::Predict(_)) => (StatusCode::INTERNAL_SERVER_ERROR, false),
+    }
+}
+
+/// `Retry-After` for a failure worth retrying.
+pub fn retry_headers(retry: bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if retry {
+        headers.insert("retry-after", HeaderValue::from_static("1"));
+    }
+    headers
+}
+
+/// `x-berth-version` (which version answered) and `x-berth-prediction-id`.
+pub fn answer_headers(deployment: &Deployment, prediction_id: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&deployment.label()) {
+        headers.insert("x-berth-version", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(prediction_id) {
+        headers.insert("x-berth-prediction-id", v);
+    }
+    headers
+}
+
+/// A new prediction id: time-ordered, unique.
+pub fn new_prediction_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn number(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+/// Value `i` of a tensor as JSON (NaN and infinities as null).
+pub fn value_at(data: &TensorData, i: usize) -> Value {
+    match data {
+        TensorData::Bool(v) => json!(v[i]),
+        TensorData::Int32(v) => json!(v[i]),
+        TensorData::Int64(v) => json!(v[i]),
+        TensorData::Fp32(v) => number(f64::from(v[i])),
+        TensorData::Fp64(v) => number(v[i]),
+        TensorData::Bytes(v) => json!(v[i]),
+    }
+}
+
+/// All values of a tensor, flat, as JSON.
+pub fn values(t: &NamedTensor) -> Vec<Value> {
+    (0..t.tensor.data().len())
+        .map(|i| value_at(t.tensor.data(), i))
+        .collect()
+}
+
+/// Row `r` of an output: a scalar when each row has one value, else an array.
+pub fn row_value(t: &NamedTensor, r: usize) -> Value {
+    let w = t.tensor.row_width();
+    if w == 1 && t.tensor.shape().len() <= 2 {
+        value_at(t.tensor.data(), r)
+    } else {
+        Value::Array(
+            (r * w..(r + 1) * w)
+                .map(|i| value_at(t.tensor.data(), i))
+                .collect(),
+        )
+    }
+}
+
+/// One JSON object per row with every output, for the row-oriented protocols.
+pub fn rows_json(outputs: &[NamedTensor], rows: usize) -> Vec<Value> {
+    (0..rows)
+        .map(|r| {
+            Value::Object(
+                outputs
+                    .iter()
+                    .map(|o| (o.name.clone(), row_value(o, r)))
+                    .collect(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,165 @@
+//! The TF Serving / KServe V1 predict protocol.
+//!
+//! `POST /v1/models/{m}:predict`, `/v1/models/{m}/versions/{v}:predict` and
+//! `/v1/models/{m}/labels/{alias}:predict` (the label is the registry alias: `{m}@{alias}`).
+//! The body is `{"instances": [...]}` — rows, each an object of fields or an array in signature
+//! order — answered with `{"predictions": [...]}`, one object of outputs per row; or
+//! `{"inputs": {field: [values]}}` (columns) answered with `{"outputs": {name: [per row]}}`.
+//! Errors are `{"error": "..."}`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use crate::deployment::{Deployment, Router as Routes, ServeError};
+use crate::protocol::{
+    answer_headers, new_prediction_id, retry_headers, row_value, rows_json, status_of,
+};
+use crate::validate::Columns;
+
+/// The V1 routes over `routes`.
+pub fn router(routes: Arc<Routes>) -> Router {
+    Router::new()
+        .route("/v1/models/{target}", post(predict))
+        .route("/v1/models/{m}/versions/{target}", post(predict_version))
+        .route("/v1/models/{m}/labels/{target}", post(predict_label))
+        .with_state(routes)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+fn serve_error(e: ServeError) -> Response {
+    let (status, retry) = status_of(&e);
+    (
+        status,
+        retry_headers(retry),
+        Json(json!({"error": e.to_string()})),
+    )
+        .into_response()
+}
+
+/// `name:predict` → `name`; anything else is not a V1 route (404).
+fn strip_verb(target: &str) -> Result<&str, Box<Response>> {
+    target.strip_suffix(":predict").ok_or_else(|| {
+        Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("unknown V1 route '{target}': expected NAME:predict"),
+        ))
+    })
+}
+
+async fn predict(
+    State(routes): State<Arc<Routes>>,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Response {
+    match strip_verb(&target) {
+        Ok(m) => run(&routes, m, None, &body).await,
+        Err(r) => *r,
+    }
+}
+
+async fn predict_version(
+    State(routes): State<Arc<Routes>>,
+    Path((m, target)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match strip_verb(&target) {
+        Ok(v) => run(&routes, &m, Some(v), &body).await,
+        Err(r) => *r,
+    }
+}
+
+async fn predict_label(
+    State(routes): State<Arc<Routes>>,
+    Path((m, target)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match strip_verb(&target) {
+        Ok(alias) => run(&routes, &format!("{m}@{alias}"), None, &body).await,
+        Err(r) => *r,
+    }
+}
+
+/// Rows of `instances`: objects by field name, or arrays in signature order.
+fn instance_columns(d: &Deployment, instances: &[Value]) -> Result<Columns, ServeError> {
+    if instances.first().is_some_and(Value::is_array) {
+        let names = d.signature.inputs.iter().map(|f| f.name.clone()).collect();
+        Ok(Columns::from_rows(names, instances)?)
+    } else {
+        Ok(Columns::from_records(instances)?)
+    }
+}
+
+async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Response {
+    let request: Map<String, Value> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "invalid predict request: {e}; expected {{\"instances\": [...]}} or {{\"inputs\": ...}}"
+                ),
+            );
+        }
+    };
+    let deployment = match routes.resolve(m, version) {
+        Ok(d) => d,
+        Err(e) => return serve_error(e),
+    };
+    let (columns, row_format) = match (request.get("instances"), request.get("inputs")) {
+        (Some(Value::Array(rows)), None) => (instance_columns(&deployment, rows), true),
+        (None, Some(Value::Object(columns))) => {
+            let columns = columns
+                .iter()
+                .map(|(name, v)| match v {
+                    Value::Array(values) => Ok((name.clone(), values.clone())),
+                    other => Ok((name.clone(), vec![other.clone()])),
+                })
+                .collect::<Result<Vec<_>, ServeError>>()
+                .and_then(|c| Ok(Columns::from_columns(c)?));
+            (columns, false)
+        }
+        (None, Some(Value::Array(rows))) => (instance_columns(&deployment, rows), false),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected exactly one of \"instances\" (a list of rows) or \"inputs\" (columns)",
+            );
+        }
+    };
+    let columns = match columns {
+        Ok(c) => c,
+        Err(e) => return serve_error(e),
+    };
+    let rows = columns.rows();
+    let batched = match deployment.predict(&columns).await {
+        Ok(b) => b,
+        Err(e) => return serve_error(e),
+    };
+    let headers = answer_headers(&deployment, &new_prediction_id());
+    let body = if row_format {
+        json!({"predictions": rows_json(&batched.outputs, rows)})
+    } else {
+        let outputs: Map<String, Value> = batched
+            .outputs
+            .iter()
+            .map(|o| {
+                (
+                    o.name.clone(),
+                    Value::Array((0..rows).map(|r| row_value(o, r)).collect()),
+                )
+            })
+            .collect();
+        json!({"outputs": outputs})
+    };
+    (headers, Json(body)).into_response()
+}
