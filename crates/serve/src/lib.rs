@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod batcher;
+mod binary;
 pub mod deployment;
 mod error;
 mod extract;

@@ -5,21 +5,23 @@
 //! shaped like the model's input (`[N, features]`, columns in signature order) or one tensor
 //! per field (`[N]` or `[N, 1]`), data flat or nested. Errors are `{"error": "..."}`: 400 for a
 //! bad request or bad values (all listed), 404 for an unknown model or version, 503 when the
-//! model's queue is full (with `Retry-After`), 504 when it did not answer in time.
+//! model's queue is full (with `Retry-After`), 504 when it did not answer in time. The binary
+//! tensor extension (tritonclient's default) is spoken both ways; see [`crate::binary`].
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_core::NamedTensor;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use crate::binary;
 use crate::deployment::{Deployment, Router as Routes, ServeError};
 use crate::protocol::{answer_headers, new_prediction_id, retry_headers, status_of, values};
 use crate::validate::Columns;
@@ -28,9 +30,9 @@ use crate::validate::Columns;
 #[serde(deny_unknown_fields)]
 struct InferRequest {
     id: Option<String>,
-    /// Accepted and not used yet.
-    #[serde(default, rename = "parameters")]
-    _parameters: Option<serde::de::IgnoredAny>,
+    /// `binary_data_output: true` asks for every output in binary.
+    #[serde(default)]
+    parameters: Map<String, Value>,
     inputs: Vec<InputTensor>,
     #[serde(default)]
     outputs: Option<Vec<RequestedOutput>>,
@@ -41,15 +43,26 @@ struct InputTensor {
     name: String,
     shape: Vec<i64>,
     datatype: String,
-    /// Accepted and not used yet (the binary extension's `binary_data_size` comes later).
-    #[serde(default, rename = "parameters")]
-    _parameters: Option<serde::de::IgnoredAny>,
-    data: Value,
+    /// `binary_data_size`: the input's raw bytes follow the JSON header.
+    #[serde(default)]
+    parameters: Map<String, Value>,
+    #[serde(default)]
+    data: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
 struct RequestedOutput {
     name: String,
+    /// `binary_data: true` asks for this output in binary.
+    #[serde(default)]
+    parameters: Map<String, Value>,
+}
+
+fn flag(parameters: &Map<String, Value>, key: &str) -> bool {
+    parameters
+        .get(key)
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
 }
 
 /// The V2 routes over `routes`.
@@ -82,7 +95,9 @@ fn serve_error(e: ServeError) -> Response {
 }
 
 async fn server_metadata() -> Json<Value> {
-    Json(json!({"name": "berth", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+    Json(
+        json!({"name": "berth", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"]}),
+    )
 }
 
 async fn ready(State(routes): State<Arc<Routes>>) -> StatusCode {
@@ -174,13 +189,66 @@ fn fits(datatype: &str, v: &Value) -> bool {
     }
 }
 
+/// Each input's values, flat: from its JSON `data`, or from the raw bytes after the header.
+fn input_values(inputs: &[InputTensor], mut raw: &[u8]) -> Result<Vec<Vec<Value>>, ServeError> {
+    let bad = |m: String| ServeError::BadRequest(m);
+    let mut all = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        let values = match (&t.data, t.parameters.get("binary_data_size")) {
+            (None, Some(size)) => {
+                let size = size
+                    .as_u64()
+                    .and_then(|s| usize::try_from(s).ok())
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "input '{}': binary_data_size must be a byte count, got {size}",
+                            t.name
+                        ))
+                    })?;
+                let (bytes, rest) = raw.split_at_checked(size).ok_or_else(|| {
+                    bad(format!(
+                        "input '{}': binary_data_size {size} but only {} bytes follow the header",
+                        t.name,
+                        raw.len()
+                    ))
+                })?;
+                raw = rest;
+                binary::decode(&t.datatype, bytes)
+                    .map_err(|e| bad(format!("input '{}': {e}", t.name)))?
+            }
+            (Some(data), None) => {
+                let mut values = Vec::new();
+                flatten(data, &mut values);
+                values
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad(format!(
+                    "input '{}' has both data and binary_data_size",
+                    t.name
+                )));
+            }
+            (None, None) => return Err(bad(format!("input '{}' has no data", t.name))),
+        };
+        all.push(values);
+    }
+    if !raw.is_empty() {
+        return Err(bad(format!(
+            "{} bytes after the last binary input",
+            raw.len()
+        )));
+    }
+    Ok(all)
+}
+
 /// The request's tensors as columns for validation.
-fn columns(d: &Deployment, inputs: &[InputTensor]) -> Result<Columns, ServeError> {
+fn columns(
+    d: &Deployment,
+    inputs: &[InputTensor],
+    values: Vec<Vec<Value>>,
+) -> Result<Columns, ServeError> {
     let bad = |m: String| ServeError::BadRequest(m);
     let mut flat = Vec::with_capacity(inputs.len());
-    for t in inputs {
-        let mut values = Vec::new();
-        flatten(&t.data, &mut values);
+    for (t, values) in inputs.iter().zip(values) {
         let dims: Option<Vec<usize>> = t.shape.iter().map(|&d| usize::try_from(d).ok()).collect();
         let dims = dims.ok_or_else(|| {
             bad(format!(
@@ -253,18 +321,42 @@ async fn run(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    if let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
-        && !ct.starts_with("application/json")
-    {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "content type {ct} is not supported: send JSON tensors as application/json \
-                 (the binary tensor extension is not supported yet)"
-            ),
-        );
-    }
-    let request: InferRequest = match serde_json::from_slice(body) {
+    // The binary extension: a JSON header of the given length, then raw tensors.
+    let (json_part, raw) = match headers.get(binary::HEADER_LENGTH) {
+        Some(length) => {
+            let length = length
+                .to_str()
+                .ok()
+                .and_then(|l| l.trim().parse::<usize>().ok());
+            match length.and_then(|n| body.split_at_checked(n)) {
+                Some(parts) => parts,
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "Inference-Header-Content-Length must be a byte count within the body ({} bytes)",
+                            body.len()
+                        ),
+                    );
+                }
+            }
+        }
+        None => {
+            if let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+                && !ct.starts_with("application/json")
+            {
+                return error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!(
+                        "content type {ct} is not supported: send JSON tensors as application/json, or \
+                         binary tensors with an Inference-Header-Content-Length header"
+                    ),
+                );
+            }
+            (body, &[][..])
+        }
+    };
+    let request: InferRequest = match serde_json::from_slice(json_part) {
         Ok(r) => r,
         Err(e) => {
             return error(
@@ -277,7 +369,9 @@ async fn run(
         Ok(d) => d,
         Err(e) => return serve_error(e),
     };
-    let columns = match columns(&deployment, &request.inputs) {
+    let columns = match input_values(&request.inputs, raw)
+        .and_then(|v| columns(&deployment, &request.inputs, v))
+    {
         Ok(c) => c,
         Err(e) => return serve_error(e),
     };
@@ -285,33 +379,59 @@ async fn run(
         Ok(b) => b,
         Err(e) => return serve_error(e),
     };
-    let wanted: Option<Vec<&str>> = request
-        .outputs
-        .as_ref()
-        .map(|o| o.iter().map(|o| o.name.as_str()).collect());
-    if let Some(wanted) = &wanted
-        && let Some(missing) = wanted
-            .iter()
-            .find(|w| !batched.outputs.iter().any(|o| &o.name == *w))
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("unknown output '{missing}'"),
-        );
-    }
-    let outputs: Vec<Value> = batched
-        .outputs
+    // Which outputs, and which of them in binary.
+    let all_binary = flag(&request.parameters, "binary_data_output");
+    let chosen: Vec<(&NamedTensor, bool)> = match &request.outputs {
+        Some(wanted) => {
+            let mut chosen = Vec::with_capacity(wanted.len());
+            for w in wanted {
+                match batched.outputs.iter().find(|o| o.name == w.name) {
+                    Some(o) => chosen.push((o, flag(&w.parameters, "binary_data") || all_binary)),
+                    None => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            format!("unknown output '{}'", w.name),
+                        );
+                    }
+                }
+            }
+            chosen
+        }
+        None => batched.outputs.iter().map(|o| (o, all_binary)).collect(),
+    };
+    let mut raw_out = Vec::new();
+    let outputs: Vec<Value> = chosen
         .iter()
-        .filter(|o| wanted.as_ref().is_none_or(|w| w.contains(&o.name.as_str())))
-        .map(tensor_json)
+        .map(|(o, binary)| {
+            if *binary {
+                let bytes = binary::encode(o.tensor.data());
+                let described = json!({"name": o.name, "datatype": o.tensor.element_type().as_str(), "shape": o.tensor.shape(), "parameters": {"binary_data_size": bytes.len()}});
+                raw_out.extend(bytes);
+                described
+            } else {
+                tensor_json(o)
+            }
+        })
         .collect();
     let id = request.id.unwrap_or_else(new_prediction_id);
-    let headers = answer_headers(&deployment, &id);
+    let mut headers = answer_headers(&deployment, &id);
     let body = json!({
         "model_name": m,
         "model_version": deployment.version.to_string(),
         "id": id,
         "outputs": outputs,
     });
-    (headers, Json(body)).into_response()
+    if raw_out.is_empty() {
+        return (headers, Json(body)).into_response();
+    }
+    let mut bytes = body.to_string().into_bytes();
+    if let Ok(v) = HeaderValue::from_str(&bytes.len().to_string()) {
+        headers.insert(binary::HEADER_LENGTH, v);
+    }
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    bytes.extend(raw_out);
+    (headers, bytes).into_response()
 }

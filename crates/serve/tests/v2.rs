@@ -204,3 +204,120 @@ async fn bad_requests_say_what_is_wrong() {
     .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{text}");
 }
+
+/// The evaluation rows as raw little-endian FP32 (NaN where missing), as tritonclient sends them.
+fn raw_rows(n: usize) -> Vec<u8> {
+    let (_, rows) = eval_rows(n);
+    rows.iter()
+        .flatten()
+        .flat_map(|v| (v.as_f64().map_or(f32::NAN, |x| x as f32)).to_le_bytes())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_tensor_extension_both_ways() {
+    let app = app();
+    let raw = raw_rows(40);
+    let header = json!({
+        "inputs": [{"name": "input", "shape": [40, 23], "datatype": "FP32", "parameters": {"binary_data_size": raw.len()}}],
+        "outputs": [{"name": "probabilities", "parameters": {"binary_data": true}}, {"name": "label"}],
+    })
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend(&raw);
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/v2/models/xgb/infer")
+        .header("content-type", "application/octet-stream")
+        .header("inference-header-content-length", header.len().to_string())
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let response = tower::ServiceExt::oneshot(app, request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    let json_length: usize = response.headers()["inference-header-content-length"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("length");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let answer: Value = serde_json::from_slice(&bytes[..json_length]).expect("JSON header");
+    let probabilities = &answer["outputs"][0];
+    assert_eq!(probabilities["parameters"]["binary_data_size"], 40 * 2 * 8);
+    assert!(probabilities.get("data").is_none());
+    let p1: Vec<f64> = bytes[json_length..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .skip(1)
+        .step_by(2)
+        .collect();
+    assert_close(&p1, &expected(FILE, 2, 40));
+    assert_eq!(
+        answer["outputs"][1]["data"].as_array().map(Vec::len),
+        Some(40),
+        "label stays JSON"
+    );
+}
+
+#[tokio::test]
+async fn damaged_binary_requests_are_refused_clearly() {
+    let app = app();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "999",
+            b"{}".to_vec(),
+            "Inference-Header-Content-Length must be a byte count within the body",
+        ),
+        (
+            "",
+            b"{}".to_vec(),
+            "Inference-Header-Content-Length must be a byte count",
+        ),
+        ("0", Vec::new(), "invalid inference request"),
+    ];
+    for (length, body, message) in cases {
+        let request = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri("/v2/models/xgb/infer")
+            .header("inference-header-content-length", length)
+            .body(axum::body::Body::from(body))
+            .expect("request");
+        let response = tower::ServiceExt::oneshot(app.clone(), request)
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{length}");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        assert!(
+            String::from_utf8_lossy(&bytes).contains(message),
+            "{length}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+    // A size that runs past the end of the body.
+    let header = json!({"inputs": [{"name": "input", "shape": [1, 23], "datatype": "FP32", "parameters": {"binary_data_size": 92}}]}).to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend([0u8; 10]);
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/v2/models/xgb/infer")
+        .header("inference-header-content-length", header.len().to_string())
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let response = tower::ServiceExt::oneshot(app, request)
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    assert!(
+        String::from_utf8_lossy(&bytes).contains("binary_data_size 92 but only 10 bytes follow"),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+}
