@@ -19,7 +19,7 @@ fn fixed<const N: usize>(
     datatype: &str,
     f: impl Fn([u8; N]) -> Value,
 ) -> Result<Vec<Value>, String> {
-    if bytes.len() % N != 0 {
+    if !bytes.len().is_multiple_of(N) {
         return Err(format!(
             "{} bytes is not a whole number of {datatype} values ({N} bytes each)",
             bytes.len()
