@@ -2,11 +2,12 @@
 # berth's test command: everything, from a clean clone.
 #
 # 1. Creates ./.venv with the Python packages the tests need (requirements-test.txt): the ONNX
-#    Runtime library berth loads at run time, and moto, a local S3 emulator.
+#    Runtime library berth loads at run time, moto (a local S3 emulator), and the clients.
 # 2. Starts moto on 127.0.0.1 (a free port) with a test bucket, for the S3 artifact tests; stops
 #    it on exit.
 # 3. Drops leftover test schemas from the local PostgreSQL, if there is one.
-# 4. Runs the whole Rust test suite. Extra arguments go to `cargo test`.
+# 4. Runs the whole Rust test suite (extra arguments go to `cargo test`), then, when run without
+#    arguments, the client tests in tests/clients: tritonclient and requests against the binary.
 #
 # Tests that need PostgreSQL or S3 skip with a message when those are missing, unless
 # BERTH_REQUIRE_SERVICES=1 (as in CI), where they fail.
@@ -59,3 +60,9 @@ fi
 
 echo "==> cargo test (ORT_DYLIB_PATH=$ORT_DYLIB_PATH)"
 cargo test --workspace --locked "$@"
+
+# Real clients (tritonclient, requests) against the berth binary the Rust tests just built.
+if [[ $# -eq 0 ]]; then
+    echo "==> client tests (tests/clients)"
+    BERTH_BIN="$PWD/target/debug/berth" .venv/bin/python -m pytest tests/clients -q -p no:cacheprovider
+fi

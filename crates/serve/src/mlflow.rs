@@ -19,7 +19,9 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use crate::deployment::{Deployment, Router as Routes, ServeError};
-use crate::protocol::{answer_headers, new_prediction_id, retry_headers, rows_json, status_of};
+use crate::protocol::{
+    answer_headers, nan_as_null, new_prediction_id, retry_headers, rows_json, status_of,
+};
 use crate::validate::Columns;
 
 /// The MLflow routes over `routes`.
@@ -196,7 +198,7 @@ async fn invocations(
     let columns = if is_csv {
         columns_from_csv(text)
     } else {
-        match serde_json::from_str::<Map<String, Value>>(text) {
+        match serde_json::from_slice::<Map<String, Value>>(&nan_as_null(text.as_bytes())) {
             Ok(body) => columns_from_json(&deployment, &body),
             Err(e) => Err(bad(format!("invalid JSON body: {e}"))),
         }

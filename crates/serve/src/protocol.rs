@@ -97,3 +97,53 @@ pub fn rows_json(outputs: &[NamedTensor], rows: usize) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Python's `json.dumps` (used by tritonclient and `requests`) writes a missing float as a bare
+/// `NaN`, which is not JSON. Outside strings, `NaN` becomes `null` — a missing value — before
+/// parsing; everything else is left as it is.
+pub fn nan_as_null(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !body.windows(3).any(|w| w == b"NaN") {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut out = Vec::with_capacity(body.len() + 8);
+    let (mut in_string, mut escaped, mut i) = (false, false, 0);
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if body[i..].starts_with(b"NaN") {
+            out.extend_from_slice(b"null");
+            i += 3;
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_nan_becomes_null_but_not_inside_strings() {
+        let body = br#"{"data": [1.0, NaN, -2], "name": "NaN \"NaN\""}"#;
+        let fixed = nan_as_null(body);
+        let v: Value = serde_json::from_slice(&fixed).expect("JSON now");
+        assert_eq!(v["data"], json!([1.0, null, -2]));
+        assert_eq!(v["name"], "NaN \"NaN\"");
+        assert!(matches!(
+            nan_as_null(b"{\"a\": 1}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+}

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::deployment::{Deployment, Router as Routes, ServeError};
 use crate::protocol::{
-    answer_headers, new_prediction_id, retry_headers, row_value, rows_json, status_of,
+    answer_headers, nan_as_null, new_prediction_id, retry_headers, row_value, rows_json, status_of,
 };
 use crate::validate::Columns;
 
@@ -100,7 +100,7 @@ fn instance_columns(d: &Deployment, instances: &[Value]) -> Result<Columns, Serv
 }
 
 async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Response {
-    let request: Map<String, Value> = match serde_json::from_slice(body) {
+    let request: Map<String, Value> = match serde_json::from_slice(&nan_as_null(body)) {
         Ok(r) => r,
         Err(e) => {
             return error(

@@ -23,7 +23,9 @@ use serde_json::{Map, Value, json};
 
 use crate::binary;
 use crate::deployment::{Deployment, Router as Routes, ServeError};
-use crate::protocol::{answer_headers, new_prediction_id, retry_headers, status_of, values};
+use crate::protocol::{
+    answer_headers, nan_as_null, new_prediction_id, retry_headers, status_of, values,
+};
 use crate::validate::Columns;
 
 #[derive(Debug, Deserialize)]
@@ -356,7 +358,7 @@ async fn run(
             (body, &[][..])
         }
     };
-    let request: InferRequest = match serde_json::from_slice(json_part) {
+    let request: InferRequest = match serde_json::from_slice(&nan_as_null(json_part)) {
         Ok(r) => r,
         Err(e) => {
             return error(
