@@ -65,8 +65,15 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
         max_queue_delay: Duration::from_micros(args.max_queue_delay_us),
         ..BatchConfig::default()
     };
-    let deployment = Arc::new(Deployment::start(&name, 1, model, signature, config));
     let routes = Arc::new(Router::default());
+    let deployment = Arc::new(Deployment::start(
+        &name,
+        1,
+        model,
+        signature,
+        config,
+        routes.metrics(),
+    ));
     routes.replace(HashMap::from([
         (name.clone(), deployment.clone()),
         (format!("{name}/1"), deployment),

@@ -11,6 +11,7 @@ use berth_core::{ModelInfo, Signature};
 use berth_runtime::Model;
 
 use crate::batcher::{BatchConfig, BatchError, Batched, Batcher};
+use crate::metrics::ServeMetrics;
 use crate::validate::{Columns, ValidationError, validate};
 
 /// A model version loaded and ready to score.
@@ -20,6 +21,7 @@ pub struct Deployment {
     pub signature: Signature,
     pub info: ModelInfo,
     batcher: Batcher,
+    metrics: Arc<ServeMetrics>,
 }
 
 /// Why a request was not answered, mapped to a status by each protocol.
@@ -37,13 +39,15 @@ pub enum ServeError {
 }
 
 impl Deployment {
-    /// Starts serving `model` as `name`/`version` (spawns its batcher on the current runtime).
+    /// Starts serving `model` as `name`/`version` (spawns its batcher on the current runtime);
+    /// its batches are recorded in `metrics`.
     pub fn start(
         name: &str,
         version: i64,
         model: Arc<dyn Model>,
         signature: Signature,
         config: BatchConfig,
+        metrics: Arc<ServeMetrics>,
     ) -> Self {
         Self {
             model: name.to_string(),
@@ -51,13 +55,21 @@ impl Deployment {
             signature,
             info: model.info().clone(),
             batcher: Batcher::spawn(model, config),
+            metrics,
         }
     }
 
     /// Validates `columns` against the signature and scores them in a batch.
     pub async fn predict(&self, columns: &Columns) -> Result<Batched, ServeError> {
         let rows = validate(&self.signature, columns)?;
-        Ok(self.batcher.predict(rows).await?)
+        let batched = self.batcher.predict(rows).await?;
+        self.metrics.observe_batch(
+            &self.label(),
+            batched.queued,
+            batched.compute,
+            batched.batch_rows,
+        );
+        Ok(batched)
     }
 
     /// `model/version`, as the `x-berth-version` header says it.
@@ -70,11 +82,24 @@ impl Deployment {
 #[derive(Default)]
 pub struct Router {
     routes: RwLock<Arc<HashMap<String, Arc<Deployment>>>>,
+    metrics: Arc<ServeMetrics>,
 }
 
 impl Router {
+    /// The metrics of everything this router serves.
+    pub fn metrics(&self) -> Arc<ServeMetrics> {
+        self.metrics.clone()
+    }
+
     /// Replaces the whole table at once: requests already holding a deployment finish on it.
     pub fn replace(&self, routes: HashMap<String, Arc<Deployment>>) {
+        let mut distinct: Vec<&Arc<Deployment>> = Vec::new();
+        for d in routes.values() {
+            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, d)) {
+                distinct.push(d);
+            }
+        }
+        self.metrics.set_loaded_versions(distinct.len());
         let table = Arc::new(routes);
         match self.routes.write() {
             Ok(mut guard) => *guard = table,

@@ -18,6 +18,7 @@ pub mod deployment;
 mod error;
 mod extract;
 pub mod live;
+pub mod metrics;
 pub mod mlflow;
 mod protocol;
 pub mod v1;
@@ -26,9 +27,20 @@ pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};
 
-/// Every inference protocol (V2, V1, MLflow) over `routes`, on one router.
+/// Every inference protocol (V2, V1, MLflow) over `routes`, counted and timed, plus
+/// `GET /metrics`.
 pub fn inference_router(routes: std::sync::Arc<deployment::Router>) -> axum::Router {
+    let metrics = routes.metrics();
     v2::router(routes.clone())
         .merge(v1::router(routes.clone()))
         .merge(mlflow::router(routes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            metrics::track,
+        ))
+        .merge(
+            axum::Router::new()
+                .route("/metrics", axum::routing::get(metrics::metrics_handler))
+                .with_state(metrics),
+        )
 }

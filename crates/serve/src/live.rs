@@ -128,6 +128,7 @@ impl LiveRoutes {
             loaded.into(),
             signature,
             self.batching,
+            self.router.metrics(),
         )))
     }
 

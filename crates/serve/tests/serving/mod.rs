@@ -22,14 +22,15 @@ pub fn deployed(file: &str, name: &str) -> std::sync::Arc<berth_serve::deploymen
             .expect("fixture")
             .into();
     let signature = berth_core::Signature::infer(model.info());
+    let routes = Arc::new(berth_serve::deployment::Router::default());
     let d = Arc::new(berth_serve::deployment::Deployment::start(
         name,
         1,
         model,
         signature,
         berth_serve::batcher::BatchConfig::default(),
+        routes.metrics(),
     ));
-    let routes = Arc::new(berth_serve::deployment::Router::default());
     routes.replace(std::collections::HashMap::from([
         (name.to_string(), d.clone()),
         (format!("{name}/1"), d),
