@@ -11,7 +11,10 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 berth() { target/release/berth --store "$work/data" --actor load-test "$@"; }
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
-berth up --listen "127.0.0.1:$port" --poll-ms 100 2> "$work/up.log" &
+target/release/berth --store "$work/data" --actor load-test up --listen "127.0.0.1:$port" --poll-ms 100 \
+    > /dev/null 2> "$work/up.log" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 2
 berth models register churn fixtures/models/lgbm_classifier.txt > /dev/null
 row="$(printf '1.5,%.0s' $(seq 23) | sed 's/,$//')"

@@ -15,7 +15,8 @@ hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-row="$(head -2 fixtures/data/eval_features.csv | tail -1 | cut -d, -f2- | sed 's/,,/,null,/g; s/,$/,null/')"
+# An ordinary row (row 100 of the evaluation set), missing values as null.
+row="$(python3 -c 'import csv; r = list(csv.reader(open("fixtures/data/eval_features.csv")))[101][1:]; print(",".join(v or "null" for v in r))')"
 cat > "$work/infer.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -48,6 +49,6 @@ curl -fs -o /dev/null -X POST -H 'content-type: application/json' \
 
 echo "server req/s p50 p99 non-2xx  (wrk -t1 -c$connections -d${seconds}s, 127.0.0.1)"
 measure hello "http://127.0.0.1:$hello_port/"
-echo "hello RSS ${hello_rss:-$(rss_kb $hello_pid)} kB"
+echo "hello RSS $(rss_kb $hello_pid) kB"
 measure berth "http://127.0.0.1:$berth_port/v2/models/xgb_classifier/infer" "$work/infer.lua"
 echo "berth RSS $(rss_kb $berth_pid) kB (peak $(hwm_kb $berth_pid) kB)"

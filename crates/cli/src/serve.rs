@@ -32,7 +32,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 256)]
     max_batch_size: usize,
     /// Longest a request waits for others to batch with, in microseconds.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 0)]
     max_queue_delay_us: u64,
 }
 
