@@ -3,8 +3,7 @@
 //! Callers hand in validated batches; one worker task gathers them until it has
 //! `max_batch_size` rows or the oldest has waited `max_queue_delay` (by default it does not
 //! wait: a batch is what queued while the model last ran), runs the model once on the stacked
-//! rows (large batches on a blocking thread), and hands every caller exactly its own rows of
-//! each output. The queue is bounded: when it is full a caller is refused at once
+//! rows (on a blocking thread), and hands every caller exactly its own rows of each output. The queue is bounded: when it is full a caller is refused at once
 //! ([`BatchError::QueueFull`], a 503 with `Retry-After`), and a caller that waits longer than
 //! `timeout` gets [`BatchError::Timeout`]. A batch larger than `max_batch_size` runs alone.
 
@@ -15,10 +14,6 @@ use berth_core::{FeatureMatrix, NamedTensor};
 use berth_runtime::{Model, PredictError};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
-
-/// Batches of at most this many rows run on the batcher's own task; larger ones on a
-/// blocking thread, so a long model run never stalls the async workers.
-const INLINE_ROWS: usize = 64;
 
 /// Batching knobs of one model version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,13 +162,10 @@ async fn run(model: &Arc<dyn Model>, batch: Vec<Job>) {
         return;
     };
     let batch_rows = stacked.rows();
-    // Small batches are quicker to score than to hand to another thread.
-    let result = if batch_rows <= INLINE_ROWS {
-        Ok(model.predict(&stacked))
-    } else {
-        let model = model.clone();
-        tokio::task::spawn_blocking(move || model.predict(&stacked)).await
-    };
+    // On a blocking thread: a model run, however long, never stalls the async workers (and
+    // the callers' timeouts keep ticking).
+    let model = model.clone();
+    let result = tokio::task::spawn_blocking(move || model.predict(&stacked)).await;
     let compute = started.elapsed();
     let outputs = match result {
         Ok(Ok(outputs)) => outputs,
