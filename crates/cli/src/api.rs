@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 
-use anyhow::Context;
 use clap::Args;
 
 use crate::registry_args::StoreArgs;
+use crate::server;
 
 #[derive(Debug, Args)]
 pub struct ApiArgs {
@@ -17,40 +17,9 @@ pub struct ApiArgs {
 
 pub async fn run(args: ApiArgs, store: &StoreArgs) -> anyhow::Result<()> {
     let registry = store.open().await?;
-    let router = berth_serve::admin_router(registry);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
+    let (listener, address) = server::bind(args.listen).await?;
     eprintln!(
         "berth admin API on http://{address}/api/v1 (OpenAPI: http://{address}/api/v1/openapi.json)"
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving the admin API")?;
-    eprintln!("berth admin API stopped");
-    Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
+    server::serve_until_signal(listener, berth_serve::admin_router(registry)).await
 }

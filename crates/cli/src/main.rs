@@ -8,6 +8,7 @@ mod models;
 mod predict;
 mod registry_args;
 mod serve;
+mod server;
 mod table;
 mod up;
 

@@ -79,18 +79,10 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
         (format!("{name}/1"), deployment),
     ]));
     let app = berth_serve::inference_router(routes);
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
+    let (listener, address) = crate::server::bind(args.listen).await?;
     eprintln!(
         "berth serving {name} from {} on http://{address}/v2/models/{name} (infer: POST /v2/models/{name}/infer)",
         args.model.display()
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::api::shutdown_signal())
-        .await
-        .context("serving")?;
-    eprintln!("berth stopped");
-    Ok(())
+    crate::server::serve_until_signal(listener, app).await
 }

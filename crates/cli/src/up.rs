@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use berth_registry::{RegisterRequest, Registry, Target};
 use berth_runtime::LoadOptions;
 use berth_serve::batcher::BatchConfig;
@@ -87,10 +86,7 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
         .watch(Duration::from_millis(args.poll_ms.max(50)));
     let app =
         berth_serve::admin_router(registry).merge(berth_serve::inference_router(live.router()));
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
+    let (listener, address) = crate::server::bind(args.listen).await?;
     eprintln!(
         "berth up on http://{address}/v2 ({} names served; store {})",
         report.names, store.store
@@ -98,10 +94,5 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     eprintln!("  inference:  POST http://{address}/v2/models/churn/infer");
     eprintln!("  models:     http://{address}/v2/models/churn");
     eprintln!("  admin API:  http://{address}/api/v1/models (OpenAPI: /api/v1/openapi.json)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::api::shutdown_signal())
-        .await
-        .context("serving")?;
-    eprintln!("berth stopped");
-    Ok(())
+    crate::server::serve_until_signal(listener, app).await
 }

@@ -1,7 +1,9 @@
 //! What every protocol adapter shares: how a failure maps to a status, the headers that say
 //! which version answered, and outputs as JSON.
 
+use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use berth_core::{NamedTensor, TensorData};
 use serde_json::{Value, json};
 
@@ -19,6 +21,22 @@ pub fn status_of(e: &ServeError) -> (StatusCode, bool) {
         ServeError::Batch(BatchError::Timeout(_)) => (StatusCode::GATEWAY_TIMEOUT, false),
         ServeError::Batch(BatchError::Predict(_)) => (StatusCode::INTERNAL_SERVER_ERROR, false),
     }
+}
+
+/// A failure as `{"error": "..."}` with its status (V1 and V2 shape).
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+/// A serving failure as `{"error": "..."}`, with its status and `Retry-After` when worth it.
+pub fn json_serve_error(e: ServeError) -> Response {
+    let (status, retry) = status_of(&e);
+    (
+        status,
+        retry_headers(retry),
+        Json(json!({"error": e.to_string()})),
+    )
+        .into_response()
 }
 
 /// `Retry-After` for a failure worth retrying.

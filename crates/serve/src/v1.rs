@@ -19,7 +19,8 @@ use serde_json::{Map, Value, json};
 
 use crate::deployment::{Deployment, Router as Routes, ServeError};
 use crate::protocol::{
-    answer_headers, nan_as_null, new_prediction_id, retry_headers, row_value, rows_json, status_of,
+    answer_headers, json_error, json_serve_error, nan_as_null, new_prediction_id, row_value,
+    rows_json,
 };
 use crate::validate::Columns;
 
@@ -32,24 +33,10 @@ pub fn router(routes: Arc<Routes>) -> Router {
         .with_state(routes)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
-fn serve_error(e: ServeError) -> Response {
-    let (status, retry) = status_of(&e);
-    (
-        status,
-        retry_headers(retry),
-        Json(json!({"error": e.to_string()})),
-    )
-        .into_response()
-}
-
 /// `name:predict` → `name`; anything else is not a V1 route (404).
 fn strip_verb(target: &str) -> Result<&str, Box<Response>> {
     target.strip_suffix(":predict").ok_or_else(|| {
-        Box::new(error(
+        Box::new(json_error(
             StatusCode::NOT_FOUND,
             format!("unknown V1 route '{target}': expected NAME:predict"),
         ))
@@ -103,7 +90,7 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
     let request: Map<String, Value> = match serde_json::from_slice(&nan_as_null(body)) {
         Ok(r) => r,
         Err(e) => {
-            return error(
+            return json_error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "invalid predict request: {e}; expected {{\"instances\": [...]}} or {{\"inputs\": ...}}"
@@ -113,7 +100,7 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
     };
     let deployment = match routes.resolve(m, version) {
         Ok(d) => d,
-        Err(e) => return serve_error(e),
+        Err(e) => return json_serve_error(e),
     };
     let (columns, row_format) = match (request.get("instances"), request.get("inputs")) {
         (Some(Value::Array(rows)), None) => (instance_columns(&deployment, rows), true),
@@ -130,7 +117,7 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
         }
         (None, Some(Value::Array(rows))) => (instance_columns(&deployment, rows), false),
         _ => {
-            return error(
+            return json_error(
                 StatusCode::BAD_REQUEST,
                 "expected exactly one of \"instances\" (a list of rows) or \"inputs\" (columns)",
             );
@@ -138,12 +125,12 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
     };
     let columns = match columns {
         Ok(c) => c,
-        Err(e) => return serve_error(e),
+        Err(e) => return json_serve_error(e),
     };
     let rows = columns.rows();
     let batched = match deployment.predict(&columns).await {
         Ok(b) => b,
-        Err(e) => return serve_error(e),
+        Err(e) => return json_serve_error(e),
     };
     let headers = answer_headers(&deployment, &new_prediction_id());
     let body = if row_format {

@@ -24,7 +24,7 @@ use serde_json::{Map, Value, json};
 use crate::binary;
 use crate::deployment::{Deployment, Router as Routes, ServeError};
 use crate::protocol::{
-    answer_headers, nan_as_null, new_prediction_id, retry_headers, status_of, values,
+    answer_headers, json_error, json_serve_error, nan_as_null, new_prediction_id, values,
 };
 use crate::validate::Columns;
 
@@ -82,20 +82,6 @@ pub fn router(routes: Arc<Routes>) -> Router {
         .with_state(routes)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
-fn serve_error(e: ServeError) -> Response {
-    let (status, retry) = status_of(&e);
-    (
-        status,
-        retry_headers(retry),
-        Json(json!({"error": e.to_string()})),
-    )
-        .into_response()
-}
-
 async fn server_metadata() -> Json<Value> {
     Json(
         json!({"name": "berth", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"]}),
@@ -124,7 +110,7 @@ fn metadata(d: &Deployment, name: &str) -> Value {
 async fn model_metadata(State(routes): State<Arc<Routes>>, Path(m): Path<String>) -> Response {
     match routes.resolve(&m, None) {
         Ok(d) => Json(metadata(&d, &m)).into_response(),
-        Err(e) => serve_error(e),
+        Err(e) => json_serve_error(e),
     }
 }
 
@@ -134,14 +120,14 @@ async fn version_metadata(
 ) -> Response {
     match routes.resolve(&m, Some(&v)) {
         Ok(d) => Json(metadata(&d, &m)).into_response(),
-        Err(e) => serve_error(e),
+        Err(e) => json_serve_error(e),
     }
 }
 
 async fn model_ready(State(routes): State<Arc<Routes>>, Path(m): Path<String>) -> Response {
     routes
         .resolve(&m, None)
-        .map_or_else(serve_error, |_| StatusCode::OK.into_response())
+        .map_or_else(json_serve_error, |_| StatusCode::OK.into_response())
 }
 
 async fn version_ready(
@@ -150,7 +136,7 @@ async fn version_ready(
 ) -> Response {
     routes
         .resolve(&m, Some(&v))
-        .map_or_else(serve_error, |_| StatusCode::OK.into_response())
+        .map_or_else(json_serve_error, |_| StatusCode::OK.into_response())
 }
 
 async fn infer(
@@ -333,7 +319,7 @@ async fn run(
             match length.and_then(|n| body.split_at_checked(n)) {
                 Some(parts) => parts,
                 None => {
-                    return error(
+                    return json_error(
                         StatusCode::BAD_REQUEST,
                         format!(
                             "Inference-Header-Content-Length must be a byte count within the body ({} bytes)",
@@ -347,7 +333,7 @@ async fn run(
             if let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
                 && !ct.starts_with("application/json")
             {
-                return error(
+                return json_error(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     format!(
                         "content type {ct} is not supported: send JSON tensors as application/json, or \
@@ -361,7 +347,7 @@ async fn run(
     let request: InferRequest = match serde_json::from_slice(&nan_as_null(json_part)) {
         Ok(r) => r,
         Err(e) => {
-            return error(
+            return json_error(
                 StatusCode::BAD_REQUEST,
                 format!("invalid inference request: {e}"),
             );
@@ -369,17 +355,17 @@ async fn run(
     };
     let deployment = match routes.resolve(m, version) {
         Ok(d) => d,
-        Err(e) => return serve_error(e),
+        Err(e) => return json_serve_error(e),
     };
     let columns = match input_values(&request.inputs, raw)
         .and_then(|v| columns(&deployment, &request.inputs, v))
     {
         Ok(c) => c,
-        Err(e) => return serve_error(e),
+        Err(e) => return json_serve_error(e),
     };
     let batched = match deployment.predict(&columns).await {
         Ok(b) => b,
-        Err(e) => return serve_error(e),
+        Err(e) => return json_serve_error(e),
     };
     // Which outputs, and which of them in binary.
     let all_binary = flag(&request.parameters, "binary_data_output");
@@ -390,7 +376,7 @@ async fn run(
                 match batched.outputs.iter().find(|o| o.name == w.name) {
                     Some(o) => chosen.push((o, flag(&w.parameters, "binary_data") || all_binary)),
                     None => {
-                        return error(
+                        return json_error(
                             StatusCode::BAD_REQUEST,
                             format!("unknown output '{}'", w.name),
                         );
