@@ -27,8 +27,11 @@ pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};
 
+/// The largest inference request body accepted (413 beyond it).
+pub const MAX_INFERENCE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Every inference protocol (V2, V1, MLflow) over `routes`, counted and timed, plus
-/// `GET /metrics`.
+/// `GET /metrics`. Bodies over [`MAX_INFERENCE_BYTES`] get a 413 in the protocol's error shape.
 pub fn inference_router(routes: std::sync::Arc<deployment::Router>) -> axum::Router {
     let metrics = routes.metrics();
     v2::router(routes.clone())
@@ -37,6 +40,10 @@ pub fn inference_router(routes: std::sync::Arc<deployment::Router>) -> axum::Rou
         .route_layer(axum::middleware::from_fn_with_state(
             metrics.clone(),
             metrics::track,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_INFERENCE_BYTES))
+        .layer(axum::middleware::from_fn(
+            protocol::too_large_in_protocol_shape,
         ))
         .merge(
             axum::Router::new()

@@ -39,6 +39,29 @@ pub fn json_serve_error(e: ServeError) -> Response {
         .into_response()
 }
 
+/// Middleware: a 413 (body over the limit) answered in the protocol's error shape — MLflow's
+/// for `/invocations`, `{"error"}` elsewhere — instead of axum's plain text.
+pub async fn too_large_in_protocol_shape(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mlflow = request.uri().path() == "/invocations";
+    let response = next.run(request).await;
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let message = format!(
+        "the request body is larger than the limit of {} MiB; send fewer rows per request",
+        crate::MAX_INFERENCE_BYTES / (1024 * 1024)
+    );
+    if mlflow {
+        let body = Json(json!({"error_code": "BAD_REQUEST", "message": message}));
+        (StatusCode::PAYLOAD_TOO_LARGE, body).into_response()
+    } else {
+        json_error(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+}
+
 /// `Retry-After` for a failure worth retrying.
 pub fn retry_headers(retry: bool) -> HeaderMap {
     let mut headers = HeaderMap::new();

@@ -66,3 +66,26 @@ async fn inference_is_counted_and_timed() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_in_each_protocols_shape() {
+    let app = berth_serve::inference_router(deployed("xgb_classifier.json", "xgb"));
+    let huge = vec![b' '; berth_serve::MAX_INFERENCE_BYTES + 1];
+    for (uri, field) in [
+        ("/v2/models/xgb/infer", "error"),
+        ("/v1/models/xgb:predict", "error"),
+        ("/invocations", "message"),
+    ] {
+        let (status, _, text) =
+            send(&app, Method::POST, uri, "application/json", huge.clone()).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        let body: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {text}"));
+        assert!(
+            body[field]
+                .as_str()
+                .is_some_and(|m| m.contains("larger than the limit of 64 MiB")),
+            "{uri}: {text}"
+        );
+    }
+}
