@@ -342,14 +342,7 @@ impl Registry {
         reason: Option<String>,
     ) -> Result<EndpointRecord, RegistryError> {
         check_name("endpoint", endpoint)?;
-        let r = ModelRef {
-            model: target.model().to_string(),
-            selector: match &target {
-                Target::Version { version, .. } => Selector::Version(*version),
-                Target::Alias { alias, .. } => Selector::Alias(alias.clone()),
-            },
-        };
-        self.resolve(&r).await?;
+        self.resolve(&target.to_model_ref()).await?;
         let model = target.model().to_string();
         let policy = serde_json::to_value(TrafficPolicy { primary: target })
             .map_err(|e| RegistryError::Invalid(e.to_string()))?;

@@ -21,6 +21,20 @@ impl Target {
         }
     }
 
+    /// The reference this target resolves through.
+    pub fn to_model_ref(&self) -> ModelRef {
+        match self {
+            Target::Version { model, version } => ModelRef {
+                model: model.clone(),
+                selector: Selector::Version(*version),
+            },
+            Target::Alias { model, alias } => ModelRef {
+                model: model.clone(),
+                selector: Selector::Alias(alias.clone()),
+            },
+        }
+    }
+
     /// From `NAME/VERSION` or `NAME@ALIAS` (a bare name is refused: an endpoint must say which).
     pub fn parse(s: &str) -> Result<Self, RegistryError> {
         let r: ModelRef = s.parse()?;

@@ -98,19 +98,23 @@ on_both_backends! {
     }
 
     a_failure_midway_leaves_no_half_written_version(reg, _clock) {
+        // Failpoints are process-wide, keyed by model: a name of its own keeps the tests that
+        // run alongside (on the other backend, or registering "churn") from tripping them.
+        let model = format!("failing-{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+        let model = model.as_str();
         for point in ["version.after_insert", "version.before_commit"] {
-            berth_store::failpoint::arm(point, "churn");
-            let err = reg.register("churn", "m.json", variant(1), RegisterRequest::default(), ACTOR).await.unwrap_err();
+            berth_store::failpoint::arm(point, model);
+            let err = reg.register(model, "m.json", variant(1), RegisterRequest::default(), ACTOR).await.unwrap_err();
             assert!(err.to_string().contains("injected failure"), "{err}");
             assert!(reg.models().await.expect("models").is_empty(), "{point}: the model row was rolled back");
             assert!(reg.audit(&AuditFilter::default()).await.expect("audit").is_empty(), "{point}: no audit row");
         }
-        let v = reg.register("churn", "m.json", variant(1), RegisterRequest::default(), ACTOR).await.expect("register");
+        let v = reg.register(model, "m.json", variant(1), RegisterRequest::default(), ACTOR).await.expect("register");
         assert_eq!(v.version, 1, "the failed attempts used no number");
 
-        berth_store::failpoint::arm("alias.before_audit", "churn");
-        assert!(reg.set_alias("churn", "champion", 1, ACTOR, None).await.is_err());
-        assert!(reg.model("churn").await.expect("model").aliases.is_empty(), "the alias move was rolled back");
+        berth_store::failpoint::arm("alias.before_audit", model);
+        assert!(reg.set_alias(model, "champion", 1, ACTOR, None).await.is_err());
+        assert!(reg.model(model).await.expect("model").aliases.is_empty(), "the alias move was rolled back");
     }
 
     unknown_names_are_named(reg, _clock) {

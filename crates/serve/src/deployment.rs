@@ -93,13 +93,7 @@ impl Router {
 
     /// Replaces the whole table at once: requests already holding a deployment finish on it.
     pub fn replace(&self, routes: HashMap<String, Arc<Deployment>>) {
-        let mut distinct: Vec<&Arc<Deployment>> = Vec::new();
-        for d in routes.values() {
-            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, d)) {
-                distinct.push(d);
-            }
-        }
-        self.metrics.set_loaded_versions(distinct.len());
+        self.metrics.set_loaded_versions(distinct(&routes).len());
         let table = Arc::new(routes);
         match self.routes.write() {
             Ok(mut guard) => *guard = table,
@@ -144,12 +138,7 @@ impl Router {
     /// The one deployment served, for protocols that name no model (MLflow's `/invocations`).
     pub fn only(&self) -> Result<Arc<Deployment>, ServeError> {
         let table = self.table();
-        let mut distinct: Vec<&Arc<Deployment>> = Vec::new();
-        for d in table.values() {
-            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, d)) {
-                distinct.push(d);
-            }
-        }
+        let distinct = distinct(&table);
         match distinct.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(ServeError::NotFound("no model is served".into())),
@@ -167,4 +156,15 @@ impl Router {
         names.sort();
         names
     }
+}
+
+/// The deployments of a table, each once (many names can point to one deployment).
+fn distinct(table: &HashMap<String, Arc<Deployment>>) -> Vec<&Arc<Deployment>> {
+    let mut distinct: Vec<&Arc<Deployment>> = Vec::new();
+    for d in table.values() {
+        if !distinct.iter().any(|seen| Arc::ptr_eq(seen, d)) {
+            distinct.push(d);
+        }
+    }
+    distinct
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::Signature;
-use berth_registry::{ModelRef, Registry, RegistryError, Selector, Target, TrafficPolicy};
+use berth_registry::{ModelRef, Registry, RegistryError, Selector, TrafficPolicy};
 use berth_runtime::LoadOptions;
 use berth_store::AuditFilter;
 use tokio::sync::Mutex;
@@ -78,14 +78,7 @@ impl LiveRoutes {
                 tracing::warn!(endpoint = %endpoint.name, "unreadable traffic policy; not served");
                 continue;
             };
-            let r = ModelRef {
-                model: policy.primary.model().to_string(),
-                selector: match &policy.primary {
-                    Target::Version { version, .. } => Selector::Version(*version),
-                    Target::Alias { alias, .. } => Selector::Alias(alias.clone()),
-                },
-            };
-            match self.registry.resolve(&r).await {
+            match self.registry.resolve(&policy.primary.to_model_ref()).await {
                 Ok(v) => {
                     names.insert(
                         format!("{}/{}", v.model, v.version),

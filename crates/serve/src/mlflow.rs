@@ -81,10 +81,6 @@ fn columns_from_json(d: &Deployment, body: &Map<String, Value>) -> Result<Column
             }
         )));
     };
-    let positional = |rows: &[Value]| -> Result<Columns, ServeError> {
-        let names = d.signature.inputs.iter().map(|f| f.name.clone()).collect();
-        Ok(Columns::from_rows(names, rows)?)
-    };
     match (*key, &body[*key]) {
         ("dataframe_split", Value::Object(split)) => {
             let names: Vec<String> = match split.get("columns") {
@@ -108,12 +104,9 @@ fn columns_from_json(d: &Deployment, body: &Map<String, Value>) -> Result<Column
             }
         }
         ("dataframe_records", Value::Array(records)) => Ok(Columns::from_records(records)?),
-        ("instances" | "inputs", Value::Array(rows))
-            if rows.first().is_some_and(Value::is_array) =>
-        {
-            positional(rows)
+        ("instances" | "inputs", Value::Array(rows)) => {
+            Ok(Columns::from_instances(&d.signature, rows)?)
         }
-        ("instances" | "inputs", Value::Array(rows)) => Ok(Columns::from_records(rows)?),
         ("inputs", Value::Object(columns)) => Ok(Columns::from_columns(
             columns
                 .iter()

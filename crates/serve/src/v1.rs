@@ -17,7 +17,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::deployment::{Deployment, Router as Routes, ServeError};
+use crate::deployment::{Router as Routes, ServeError};
 use crate::protocol::{
     answer_headers, json_error, json_serve_error, nan_as_null, new_prediction_id, row_value,
     rows_json,
@@ -76,16 +76,6 @@ async fn predict_label(
     }
 }
 
-/// Rows of `instances`: objects by field name, or arrays in signature order.
-fn instance_columns(d: &Deployment, instances: &[Value]) -> Result<Columns, ServeError> {
-    if instances.first().is_some_and(Value::is_array) {
-        let names = d.signature.inputs.iter().map(|f| f.name.clone()).collect();
-        Ok(Columns::from_rows(names, instances)?)
-    } else {
-        Ok(Columns::from_records(instances)?)
-    }
-}
-
 async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Response {
     let request: Map<String, Value> = match serde_json::from_slice(&nan_as_null(body)) {
         Ok(r) => r,
@@ -103,7 +93,10 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
         Err(e) => return json_serve_error(e),
     };
     let (columns, row_format) = match (request.get("instances"), request.get("inputs")) {
-        (Some(Value::Array(rows)), None) => (instance_columns(&deployment, rows), true),
+        (Some(Value::Array(rows)), None) => (
+            Columns::from_instances(&deployment.signature, rows).map_err(ServeError::from),
+            true,
+        ),
         (None, Some(Value::Object(columns))) => {
             let columns = columns
                 .iter()
@@ -115,7 +108,10 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
                 .and_then(|c| Ok(Columns::from_columns(c)?));
             (columns, false)
         }
-        (None, Some(Value::Array(rows))) => (instance_columns(&deployment, rows), false),
+        (None, Some(Value::Array(rows))) => (
+            Columns::from_instances(&deployment.signature, rows).map_err(ServeError::from),
+            false,
+        ),
         _ => {
             return json_error(
                 StatusCode::BAD_REQUEST,

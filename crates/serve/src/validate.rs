@@ -182,6 +182,19 @@ impl Columns {
         })
     }
 
+    /// Rows as protocols send them: arrays in the order of `signature`'s inputs, or objects
+    /// by field name (decided by the first row).
+    pub fn from_instances(signature: &Signature, rows: &[Value]) -> Result<Self, ValidationError> {
+        if rows.first().is_some_and(Value::is_array) {
+            Self::from_rows(
+                signature.inputs.iter().map(|f| f.name.clone()).collect(),
+                rows,
+            )
+        } else {
+            Self::from_records(rows)
+        }
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
