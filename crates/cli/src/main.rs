@@ -2,6 +2,7 @@
 //! (2 for what the user can fix — bad input, unknown names —, 1 for everything else).
 
 mod api;
+mod batching_args;
 mod inspect;
 mod live;
 mod models;
@@ -71,9 +72,22 @@ enum Command {
 }
 
 /// 2 when the user can fix the problem by changing their input, else 1.
+/// A mistake in what the user typed or pointed at, outside any library's own errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 fn exit_code(e: &anyhow::Error) -> u8 {
     let user_error = e.chain().any(|cause| {
-        cause
+        cause.is::<UsageError>()
+            || cause
             .downcast_ref::<berth_registry::RegistryError>()
             .is_some_and(berth_registry::RegistryError::is_user_error)
             || cause.downcast_ref::<berth_runtime::LoadError>().is_some()

@@ -8,15 +8,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use berth_core::Signature;
 use berth_registry::RegistryError;
 use berth_runtime::LoadOptions;
-use berth_serve::batcher::BatchConfig;
 use berth_serve::deployment::{Deployment, Router};
 use clap::Args;
+
+use crate::batching_args::BatchArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -28,12 +28,8 @@ pub struct ServeArgs {
     /// Name to serve it under [default: the file name without extension].
     #[arg(long)]
     name: Option<String>,
-    /// Most rows gathered into one model run.
-    #[arg(long, default_value_t = 256)]
-    max_batch_size: usize,
-    /// Longest a request waits for others to batch with, in microseconds.
-    #[arg(long, default_value_t = 0)]
-    max_queue_delay_us: u64,
+    #[command(flatten)]
+    batching: BatchArgs,
 }
 
 pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
@@ -60,11 +56,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
     .map_err(|e| RegistryError::Invalid(e.to_string()))?;
     let model: Arc<dyn berth_runtime::Model> = model.into();
     let signature = Signature::infer(model.info());
-    let config = BatchConfig {
-        max_batch_size: args.max_batch_size.max(1),
-        max_queue_delay: Duration::from_micros(args.max_queue_delay_us),
-        ..BatchConfig::default()
-    };
+    let config = args.batching.policy()?.for_version(&name, 1);
     let routes = Arc::new(Router::default());
     let deployment = Arc::new(Deployment::start(
         &name,

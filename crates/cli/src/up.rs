@@ -1,7 +1,8 @@
 //! `berth up`: berth's main job on one port — the registry in the store (`./berth-data` by
-//! default), every endpoint, alias and newest version served over V2, the admin API, kept in
-//! step with the registry. On first start with an empty registry it registers the bundled
-//! example model as `churn`, points `churn@champion` at it and serves it as endpoint `churn`.
+//! default), every endpoint, alias and newest version served over V2, V1 and MLflow and kept
+//! in step with the registry, the admin API, `/metrics` and the dashboard at `/`. On first
+//! start with an empty registry it registers the bundled example model as `churn`, points
+//! `churn@champion` at it and serves it as endpoint `churn`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,10 +10,10 @@ use std::time::Duration;
 
 use berth_registry::{RegisterRequest, Registry, Target};
 use berth_runtime::LoadOptions;
-use berth_serve::batcher::BatchConfig;
 use berth_serve::live::LiveRoutes;
 use clap::Args;
 
+use crate::batching_args::BatchArgs;
 use crate::registry_args::StoreArgs;
 
 /// The bundled example: the XGBoost churn classifier of the fixtures (23 features).
@@ -30,6 +31,8 @@ pub struct UpArgs {
     /// How often to look for registry changes, in milliseconds.
     #[arg(long, default_value_t = 500)]
     poll_ms: u64,
+    #[command(flatten)]
+    batching: BatchArgs,
 }
 
 async fn register_example(registry: &Registry, actor: &str) -> anyhow::Result<bool> {
@@ -76,7 +79,7 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     }
     let live = Arc::new(LiveRoutes::new(
         registry.clone(),
-        BatchConfig::default(),
+        args.batching.policy()?,
         LoadOptions {
             onnx_intra_threads: threads,
         },
@@ -84,13 +87,15 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     let report = live.sync().await?;
     live.clone()
         .watch(Duration::from_millis(args.poll_ms.max(50)));
-    let app =
-        berth_serve::admin_router(registry).merge(berth_serve::inference_router(live.router()));
+    let app = berth_serve::admin_router(registry)
+        .merge(berth_serve::inference_router(live.router()))
+        .merge(berth_serve::dashboard_router());
     let (listener, address) = crate::server::bind(args.listen).await?;
     eprintln!(
         "berth up on http://{address}/v2 ({} names served; store {})",
         report.names, store.store
     );
+    eprintln!("  dashboard:  http://{address}/");
     eprintln!("  inference:  POST http://{address}/v2/models/churn/infer");
     eprintln!("  models:     http://{address}/v2/models/churn");
     eprintln!("  admin API:  http://{address}/api/v1/models (OpenAPI: /api/v1/openapi.json)");

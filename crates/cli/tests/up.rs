@@ -148,6 +148,27 @@ fn the_readme_curl_examples_work() {
             "{body}"
         );
     }
+
+    // The dashboard the README promises, and every URL its script reads answers.
+    let (status, head, page) = server.request("GET", "/", None);
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
+    for (in_page, url) in [
+        ("\"/api/v1/models\"", "/api/v1/models"),
+        ("\"/api/v1/endpoints\"", "/api/v1/endpoints"),
+        ("\"/api/v1/audit?limit=15\"", "/api/v1/audit?limit=15"),
+        ("\"/metrics\"", "/metrics"),
+        ("\"/api/v1/models/\" + ", "/api/v1/models/churn"),
+        ("\"/v2/models/\" + ", "/v2/models/churn"),
+    ] {
+        assert!(page.contains(in_page), "the page reads {in_page}");
+        let (status, _, body) = server.request("GET", url, None);
+        assert_eq!(status, 200, "{url}: {body}");
+    }
     let (status, _) = server.stop();
     assert!(status.success());
 }

@@ -3,15 +3,25 @@
 //! Callers hand in validated batches; one worker task gathers them until it has
 //! `max_batch_size` rows or the oldest has waited `max_queue_delay` (by default it does not
 //! wait: a batch is what queued while the model last ran), runs the model once on the stacked
-//! rows (on a blocking thread), and hands every caller exactly its own rows of each output. The queue is bounded: when it is full a caller is refused at once
+//! rows (on a blocking thread), and hands every caller exactly its own rows of each output.
+//! The queue is bounded: when it is full a caller is refused at once
 //! ([`BatchError::QueueFull`], a 503 with `Retry-After`), and a caller that waits longer than
 //! `timeout` gets [`BatchError::Timeout`]. A batch larger than `max_batch_size` runs alone.
+//!
+//! A cheap request skips the queue: when nothing is waiting, batching is not asked to wait
+//! (`max_queue_delay` zero) and the model's measured cost for that many rows is below
+//! `max_inline_compute`, the caller runs the model itself. Handing a 5 µs tree walk to another
+//! thread and back costs more than the walk; a batch would have held this request alone anyway.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use std::collections::HashMap;
 
 use berth_core::{FeatureMatrix, NamedTensor};
 use berth_runtime::{Model, PredictError};
+use serde::Deserialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,6 +36,9 @@ pub struct BatchConfig {
     pub queue_capacity: usize,
     /// How long a caller waits for its answer, queueing included.
     pub timeout: Duration,
+    /// A request whose model run is expected to take less than this runs on the caller's task
+    /// when the queue is empty; zero sends everything through the queue.
+    pub max_inline_compute: Duration,
 }
 
 impl Default for BatchConfig {
@@ -36,7 +49,82 @@ impl Default for BatchConfig {
             max_queue_delay: Duration::ZERO,
             queue_capacity: 1024,
             timeout: Duration::from_secs(10),
+            // A tree model's single row takes a few µs; an ONNX pipeline tens. Runs this short
+            // cannot hold up the async workers.
+            max_inline_compute: Duration::from_micros(100),
         }
+    }
+}
+
+/// Batching knobs as a person writes them (flags, a YAML file): each one optional, laid over
+/// a [`BatchConfig`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSettings {
+    pub max_batch_size: Option<usize>,
+    pub max_queue_delay_us: Option<u64>,
+    pub queue_capacity: Option<usize>,
+    pub timeout_ms: Option<u64>,
+    pub max_inline_compute_us: Option<u64>,
+}
+
+impl BatchSettings {
+    /// These knobs with every one `top` gives replaced.
+    pub fn merged_with(self, top: &BatchSettings) -> BatchSettings {
+        BatchSettings {
+            max_batch_size: top.max_batch_size.or(self.max_batch_size),
+            max_queue_delay_us: top.max_queue_delay_us.or(self.max_queue_delay_us),
+            queue_capacity: top.queue_capacity.or(self.queue_capacity),
+            timeout_ms: top.timeout_ms.or(self.timeout_ms),
+            max_inline_compute_us: top.max_inline_compute_us.or(self.max_inline_compute_us),
+        }
+    }
+
+    /// `base` with every knob given here replaced (sizes of zero count as one).
+    pub fn over(&self, base: BatchConfig) -> BatchConfig {
+        BatchConfig {
+            max_batch_size: self.max_batch_size.map_or(base.max_batch_size, |n| n.max(1)),
+            max_queue_delay: self
+                .max_queue_delay_us
+                .map_or(base.max_queue_delay, Duration::from_micros),
+            queue_capacity: self.queue_capacity.map_or(base.queue_capacity, |n| n.max(1)),
+            timeout: self.timeout_ms.map_or(base.timeout, Duration::from_millis),
+            max_inline_compute: self
+                .max_inline_compute_us
+                .map_or(base.max_inline_compute, Duration::from_micros),
+        }
+    }
+}
+
+/// The batching of every version a server loads: one default, and overrides per model
+/// (`churn`) or per version (`churn/3`, which wins), e.g. in YAML
+///
+/// ```yaml
+/// default: {max_batch_size: 128}
+/// models:
+///   churn: {max_queue_delay_us: 500}
+///   churn/3: {max_batch_size: 64}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchPolicy {
+    #[serde(default)]
+    pub default: BatchSettings,
+    #[serde(default)]
+    pub models: HashMap<String, BatchSettings>,
+}
+
+impl BatchPolicy {
+    /// The knobs of `model`'s `version`.
+    pub fn for_version(&self, model: &str, version: i64) -> BatchConfig {
+        let mut config = self.default.over(BatchConfig::default());
+        if let Some(s) = self.models.get(model) {
+            config = s.over(config);
+        }
+        if let Some(s) = self.models.get(&format!("{model}/{version}")) {
+            config = s.over(config);
+        }
+        config
     }
 }
 
@@ -61,6 +149,8 @@ pub struct Batched {
     pub compute: Duration,
     /// Rows in the model run this request was part of.
     pub batch_rows: usize,
+    /// Whether the caller ran the model itself (skipping the queue).
+    pub inline: bool,
 }
 
 struct Job {
@@ -74,6 +164,37 @@ struct Job {
 pub struct Batcher {
     queue: mpsc::Sender<Job>,
     config: BatchConfig,
+    model: Arc<dyn Model>,
+    cost: Arc<RowCost>,
+}
+
+/// A running estimate of the model's compute time per row (nanoseconds; 0 until measured),
+/// from every run, batched or inline.
+#[derive(Default)]
+struct RowCost(AtomicU64);
+
+impl RowCost {
+    fn observe(&self, rows: usize, took: Duration) {
+        let Some(sample) = u64::try_from(took.as_nanos() / rows.max(1) as u128).ok() else {
+            return;
+        };
+        let old = self.0.load(Ordering::Relaxed);
+        // An exponential average (weight 1/8); a lost update between racing runs is harmless.
+        let new = if old == 0 {
+            sample.max(1)
+        } else {
+            (old * 7 + sample) / 8
+        };
+        self.0.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// The expected compute time for `rows`, once any run was measured.
+    fn estimate(&self, rows: usize) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns.saturating_mul(rows as u64))),
+        }
+    }
 }
 
 impl Batcher {
@@ -81,12 +202,42 @@ impl Batcher {
     /// `Batcher` clone is dropped, after answering what is queued.
     pub fn spawn(model: Arc<dyn Model>, config: BatchConfig) -> Self {
         let (queue, jobs) = mpsc::channel(config.queue_capacity.max(1));
-        tokio::spawn(worker(model, config, jobs));
-        Self { queue, config }
+        let cost = Arc::new(RowCost::default());
+        tokio::spawn(worker(model.clone(), config, jobs, cost.clone()));
+        Self {
+            queue,
+            config,
+            model,
+            cost,
+        }
     }
 
-    /// Scores `rows` as part of a batch.
+    /// Whether `rows` is cheap enough to score on the caller's task (see the module doc).
+    fn runs_inline(&self, rows: usize) -> bool {
+        self.config.max_queue_delay.is_zero()
+            && rows <= self.config.max_batch_size
+            && self.queue.capacity() == self.queue.max_capacity()
+            && self
+                .cost
+                .estimate(rows)
+                .is_some_and(|d| d < self.config.max_inline_compute)
+    }
+
+    /// Scores `rows` as part of a batch (or at once, when that is cheaper).
     pub async fn predict(&self, rows: FeatureMatrix) -> Result<Batched, BatchError> {
+        if self.runs_inline(rows.rows()) {
+            let started = Instant::now();
+            let outputs = self.model.predict(&rows)?;
+            let compute = started.elapsed();
+            self.cost.observe(rows.rows(), compute);
+            return Ok(Batched {
+                outputs,
+                queued: Duration::ZERO,
+                compute,
+                batch_rows: rows.rows(),
+                inline: true,
+            });
+        }
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows,
@@ -107,7 +258,12 @@ impl Batcher {
     }
 }
 
-async fn worker(model: Arc<dyn Model>, config: BatchConfig, mut jobs: mpsc::Receiver<Job>) {
+async fn worker(
+    model: Arc<dyn Model>,
+    config: BatchConfig,
+    mut jobs: mpsc::Receiver<Job>,
+    cost: Arc<RowCost>,
+) {
     let mut held: Option<Job> = None;
     loop {
         let first = match held.take() {
@@ -140,12 +296,12 @@ async fn worker(model: Arc<dyn Model>, config: BatchConfig, mut jobs: mpsc::Rece
             rows += job.rows.rows();
             batch.push(job);
         }
-        run(&model, batch).await;
+        run(&model, batch, &cost).await;
     }
 }
 
 /// Runs one batch and answers each of its jobs with its own rows.
-async fn run(model: &Arc<dyn Model>, batch: Vec<Job>) {
+async fn run(model: &Arc<dyn Model>, batch: Vec<Job>, cost: &RowCost) {
     let started = Instant::now();
     let stacked = {
         let parts: Vec<&FeatureMatrix> = batch.iter().map(|j| &j.rows).collect();
@@ -165,8 +321,17 @@ async fn run(model: &Arc<dyn Model>, batch: Vec<Job>) {
     // On a blocking thread: a model run, however long, never stalls the async workers (and
     // the callers' timeouts keep ticking).
     let model = model.clone();
-    let result = tokio::task::spawn_blocking(move || model.predict(&stacked)).await;
+    let result = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let result = model.predict(&stacked);
+        (result, started.elapsed())
+    })
+    .await;
     let compute = started.elapsed();
+    let result = result.map(|(result, took)| {
+        cost.observe(batch_rows, took);
+        result
+    });
     let outputs = match result {
         Ok(Ok(outputs)) => outputs,
         Ok(Err(e)) => {
@@ -210,6 +375,7 @@ async fn run(model: &Arc<dyn Model>, batch: Vec<Job>) {
                 queued: started.saturating_duration_since(job.enqueued),
                 compute,
                 batch_rows,
+                inline: false,
             })
             .ok_or_else(|| {
                 BatchError::Predict(PredictError::Backend(

@@ -5,15 +5,17 @@
 //! signature, and its [`batcher`] batches it with other requests and gives each caller its own
 //! rows back.
 //!
+//! [`inference_router`] speaks the serving protocols (Open Inference Protocol V2 with the
+//! binary tensor extension, TF Serving / KServe V1, MLflow's `/invocations`) and `/metrics`.
 //! The admin REST API lives under `/api/v1/` ([`admin_router`]): models, versions,
 //! aliases, endpoints, "what was live at T" and the audit log, over a
 //! [`Registry`](berth_registry::Registry), with its OpenAPI document generated from the code.
-//! The serving protocols (Open Inference Protocol V2, the V1 `instances` body, MLflow's
-//! `/invocations`) will join it here, as routers of their own merged next to this one.
+//! The [`dashboard`] at `/` draws itself from those two.
 
 pub mod admin;
 pub mod batcher;
 mod binary;
+pub mod dashboard;
 pub mod deployment;
 mod error;
 mod extract;
@@ -26,6 +28,7 @@ pub mod v2;
 pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};
+pub use dashboard::dashboard_router;
 
 /// The largest inference request body accepted (413 beyond it).
 pub const MAX_INFERENCE_BYTES: usize = 64 * 1024 * 1024;

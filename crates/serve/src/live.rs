@@ -19,7 +19,7 @@ use berth_runtime::LoadOptions;
 use berth_store::AuditFilter;
 use tokio::sync::Mutex;
 
-use crate::batcher::BatchConfig;
+use crate::batcher::BatchPolicy;
 use crate::deployment::{Deployment, Router};
 
 /// The router, fed from the registry.
@@ -27,7 +27,7 @@ pub struct LiveRoutes {
     registry: Registry,
     router: Arc<Router>,
     loaded: Mutex<HashMap<(String, i64), Arc<Deployment>>>,
-    batching: BatchConfig,
+    batching: BatchPolicy,
     load_options: LoadOptions,
 }
 
@@ -40,7 +40,7 @@ pub struct SyncReport {
 }
 
 impl LiveRoutes {
-    pub fn new(registry: Registry, batching: BatchConfig, load_options: LoadOptions) -> Self {
+    pub fn new(registry: Registry, batching: BatchPolicy, load_options: LoadOptions) -> Self {
         Self {
             registry,
             router: Arc::new(Router::default()),
@@ -120,7 +120,7 @@ impl LiveRoutes {
             version,
             loaded.into(),
             signature,
-            self.batching,
+            self.batching.for_version(model, version),
             self.router.metrics(),
         )))
     }

@@ -47,12 +47,15 @@ proptest! {
     fn every_caller_gets_exactly_its_own_rows(
         requests in prop::collection::vec((0usize..1000, 1usize..40), 1..40),
         max_batch_size in 1usize..80,
+        waits in any::<bool>(),
     ) {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let rows = eval_rows();
         let model = model();
         runtime.block_on(async {
-            let config = BatchConfig { max_batch_size, max_queue_delay: Duration::from_millis(2), ..BatchConfig::default() };
+            // Without a queue delay, cheap requests on an idle queue run inline: a mix of both.
+            let max_queue_delay = if waits { Duration::from_millis(2) } else { Duration::ZERO };
+            let config = BatchConfig { max_batch_size, max_queue_delay, ..BatchConfig::default() };
             let batcher = Batcher::spawn(model.clone(), config);
             let calls = requests.iter().map(|&(start, n)| {
                 let mine: Vec<Vec<f32>> = rows.iter().cycle().skip(start).take(n).cloned().collect();
@@ -71,7 +74,7 @@ proptest! {
                 merged |= got.batch_rows > got.outputs[0].tensor.shape()[0];
             }
             // With many callers some must have shared a model run (the point of batching).
-            if requests.len() > 8 && max_batch_size > 40 {
+            if waits && requests.len() > 8 && max_batch_size > 40 {
                 assert!(merged, "no request was batched with another");
             }
         });
@@ -105,8 +108,7 @@ async fn a_full_queue_refuses_at_once() {
     let config = BatchConfig {
         max_batch_size: 1,
         queue_capacity: 2,
-        max_queue_delay: Duration::ZERO,
-        timeout: Duration::from_secs(10),
+        ..BatchConfig::default()
     };
     let batcher = Batcher::spawn(Arc::new(Slow(Duration::from_millis(300))), config);
     let row = || FeatureMatrix::new(1, 1, vec![0.0]).expect("row");
@@ -143,4 +145,78 @@ async fn a_slow_model_times_out_the_caller() {
         .predict(FeatureMatrix::new(1, 1, vec![0.0]).expect("row"))
         .await;
     assert!(matches!(result, Err(BatchError::Timeout(_))), "{result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cheap_requests_on_an_idle_queue_run_inline() {
+    let rows = eval_rows();
+    let one = || matrix(&rows[..1]);
+    // A limit far above any run of this model (debug builds are slow), so this is no timing test.
+    let generous = BatchConfig {
+        max_inline_compute: Duration::from_secs(1),
+        ..BatchConfig::default()
+    };
+    let batcher = Batcher::spawn(model(), generous);
+    // Nothing measured yet: the first run goes through the queue.
+    let first = batcher.predict(one()).await.expect("first");
+    assert!(!first.inline);
+    let second = batcher.predict(one()).await.expect("second");
+    assert!(second.inline, "a cheap run on an idle queue runs inline");
+    assert_eq!(second.outputs, model().predict(&one()).expect("direct"));
+    assert_eq!(second.queued, Duration::ZERO);
+
+    // A model run dearer than the limit, or a configured queue delay, keeps the queue.
+    for config in [
+        BatchConfig {
+            max_inline_compute: Duration::ZERO,
+            ..BatchConfig::default()
+        },
+        BatchConfig {
+            max_queue_delay: Duration::from_micros(200),
+            ..generous
+        },
+    ] {
+        let batcher = Batcher::spawn(model(), config);
+        for _ in 0..3 {
+            assert!(!batcher.predict(one()).await.expect("queued").inline);
+        }
+    }
+    let slow = BatchConfig {
+        max_inline_compute: Duration::from_millis(1),
+        ..BatchConfig::default()
+    };
+    let slow = Batcher::spawn(Arc::new(Slow(Duration::from_millis(20))), slow);
+    for _ in 0..3 {
+        let row = FeatureMatrix::new(1, 1, vec![0.0]).expect("row");
+        assert!(!slow.predict(row).await.expect("slow").inline);
+    }
+}
+
+#[test]
+fn batching_policy_layers_default_model_and_version() {
+    let policy: berth_serve::batcher::BatchPolicy = serde_json::from_value(serde_json::json!({
+        "default": {"max_batch_size": 128, "timeout_ms": 2000},
+        "models": {
+            "churn": {"max_queue_delay_us": 500, "max_batch_size": 64},
+            "churn/3": {"max_batch_size": 8}
+        }
+    }))
+    .expect("policy");
+    let base = BatchConfig::default();
+    let other = policy.for_version("fraud", 1);
+    assert_eq!(other.max_batch_size, 128);
+    assert_eq!(other.timeout, Duration::from_secs(2));
+    assert_eq!(other.max_queue_delay, base.max_queue_delay);
+    let churn = policy.for_version("churn", 2);
+    assert_eq!(churn.max_batch_size, 64);
+    assert_eq!(churn.max_queue_delay, Duration::from_micros(500));
+    assert_eq!(churn.timeout, Duration::from_secs(2));
+    let pinned = policy.for_version("churn", 3);
+    assert_eq!(pinned.max_batch_size, 8);
+    assert_eq!(pinned.max_queue_delay, Duration::from_micros(500));
+
+    let typo = serde_json::from_value::<berth_serve::batcher::BatchPolicy>(
+        serde_json::json!({"default": {"max_batch": 1}}),
+    );
+    assert!(typo.is_err_and(|e| e.to_string().contains("max_batch")));
 }
