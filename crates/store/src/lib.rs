@@ -3,6 +3,7 @@
 //! - [`MetadataStore`]: models, versions, aliases, endpoints and the audit log, in SQLite (the
 //!   embedded default, a file in the data folder, WAL mode) or PostgreSQL, with one schema and
 //!   one set of SQL for both.
+//! - Prediction records ([`PredictionRow`]), written in idempotent batches by `berth-records`.
 //! - [`ArtifactStore`]: model files and reference data by content hash (sha256), in a local
 //!   folder or S3-compatible storage through `object_store`.
 //!
@@ -13,6 +14,7 @@ mod artifacts;
 mod error;
 pub mod failpoint;
 mod metadata;
+mod predictions;
 mod records;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub use artifacts::{ArtifactLocation, ArtifactStore, StoredArtifact, sha256_hex};
 pub use error::StoreError;
 pub use metadata::{Backend, MetadataStore};
+pub use predictions::PredictionRow;
 pub use records::{
     AliasRecord, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage, ModelRecord,
     NewVersion, VersionRecord,

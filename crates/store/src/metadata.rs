@@ -28,9 +28,10 @@ pub enum Backend {
 
 /// Schema changes, applied in order; each runs once (recorded in `berth_migrations`).
 /// `{id}` becomes an auto-increment primary key of the backend.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE models (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE models (
         name TEXT PRIMARY KEY,
         description TEXT NOT NULL DEFAULT '',
         signature TEXT,
@@ -93,12 +94,32 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX audit_by_subject ON audit (subject_kind, subject, at);
     CREATE INDEX audit_by_model ON audit (model, at)",
-)];
+    ),
+    (
+        2,
+        // One row per prediction (see `predictions.rs`); `id` is a UUIDv7 string, so inserts
+        // of the same record twice are harmless (`ON CONFLICT (id) DO NOTHING`).
+        "CREATE TABLE predictions (
+        id TEXT PRIMARY KEY,
+        time_ms BIGINT NOT NULL,
+        endpoint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        role TEXT NOT NULL,
+        protocol TEXT NOT NULL,
+        rows BIGINT NOT NULL,
+        latency_us BIGINT NOT NULL,
+        inputs TEXT NOT NULL,
+        outputs TEXT NOT NULL
+    );
+    CREATE INDEX predictions_by_endpoint ON predictions (endpoint, time_ms)",
+    ),
+];
 
 /// The metadata store.
 #[derive(Debug, Clone)]
 pub struct MetadataStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
     location: String,
 }
@@ -119,7 +140,7 @@ fn parse_json(text: Option<String>) -> Option<Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
 }
 
-fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T, StoreError>
+pub(crate) fn get<'r, T>(row: &'r AnyRow, column: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {
@@ -256,7 +277,7 @@ impl MetadataStore {
             .map_err(StoreError::db("committing migrations"))
     }
 
-    async fn begin(&self, doing: &str) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(crate) async fn begin(&self, doing: &str) -> Result<Transaction<'static, Any>, StoreError> {
         self.pool.begin().await.map_err(StoreError::db(doing))
     }
 

@@ -1,0 +1,133 @@
+//! The `predictions` table on SQLite and on PostgreSQL: idempotent batch inserts, counts, reads
+//! by id and by endpoint and time range.
+//!
+//! PostgreSQL (127.0.0.1:5432, database `test`, a schema of its own per test) is skipped with a
+//! message when it is not reachable, unless `BERTH_REQUIRE_SERVICES=1`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use berth_store::{MetadataStore, PredictionRow};
+use serde_json::json;
+
+const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+static SCHEMAS: AtomicU64 = AtomicU64::new(0);
+
+/// A store of its own on `backend` ("sqlite" or "postgres"); `None` when PostgreSQL is missing
+/// and not required.
+async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> Option<MetadataStore> {
+    let url = if backend == "sqlite" {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("berth.db").display()
+        )
+    } else {
+        use sqlx::{Connection, Executor};
+        let required = std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+        let mut admin = match sqlx::PgConnection::connect(PG_URL).await {
+            Ok(c) => c,
+            Err(e) if required => panic!("PostgreSQL at {PG_URL} is required: {e}"),
+            Err(e) => {
+                eprintln!("skipped: PostgreSQL at {PG_URL} is not reachable ({e})");
+                return None;
+            }
+        };
+        let schema = format!(
+            "berth_predictions_{}_{}_{}",
+            std::process::id(),
+            SCHEMAS.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_micros()
+        );
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .await
+            .expect("create schema");
+        format!("{PG_URL}?options%5Bsearch_path%5D={schema}")
+    };
+    Some(MetadataStore::connect(&url).await.expect("connect"))
+}
+
+fn row(n: i64, endpoint: &str) -> PredictionRow {
+    PredictionRow {
+        id: format!("0190a3c4-0000-7000-8000-{n:012}"),
+        time_ms: 1_700_000_000_000 + n,
+        endpoint: endpoint.to_string(),
+        model: "churn".into(),
+        version: 3,
+        role: "primary".into(),
+        protocol: "v2".into(),
+        rows: 2,
+        latency_us: 1500 + n,
+        inputs: json!({"tenure": [n, n + 1], "plan": ["a", "b"]}),
+        outputs: json!({"probability": [0.25, 0.5]}),
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident($store:ident) $body:block)*) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let Some($store) = fresh_store("sqlite", &dir).await else { return };
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let Some($store) = fresh_store("postgres", &dir).await else { return };
+                    $body
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends! {
+    a_batch_round_trips(store) {
+        let batch: Vec<_> = (0..5).map(|n| row(n, "churn")).collect();
+        assert_eq!(store.insert_predictions(&batch).await.expect("insert"), 5);
+        assert_eq!(store.count_predictions().await.expect("count"), 5);
+        let read = store.get_prediction(&batch[3].id).await.expect("get").expect("stored");
+        assert_eq!(read, batch[3]);
+        assert!(store.get_prediction("no-such-id").await.expect("get").is_none());
+    }
+
+    the_same_records_twice_are_stored_once(store) {
+        let batch: Vec<_> = (0..10).map(|n| row(n, "churn")).collect();
+        assert_eq!(store.insert_predictions(&batch[..6]).await.expect("insert"), 6);
+        // Overlaps the first write, and repeats one id inside the batch itself.
+        let mut again = batch[4..].to_vec();
+        again.push(batch[9].clone());
+        assert_eq!(store.insert_predictions(&again).await.expect("insert again"), 4);
+        assert_eq!(store.count_predictions().await.expect("count"), 10);
+        assert_eq!(store.insert_predictions(&[]).await.expect("empty"), 0);
+    }
+
+    batches_larger_than_one_statement_are_one_transaction(store) {
+        let batch: Vec<_> = (0..450).map(|n| row(n, "big")).collect();
+        assert_eq!(store.insert_predictions(&batch).await.expect("insert"), 450);
+        assert_eq!(store.count_predictions().await.expect("count"), 450);
+    }
+
+    listing_by_endpoint_and_time_range(store) {
+        let mut batch: Vec<_> = (0..6).map(|n| row(n, "churn")).collect();
+        batch.extend((6..9).map(|n| row(n, "fraud")));
+        store.insert_predictions(&batch).await.expect("insert");
+        let base = 1_700_000_000_000;
+        let ids = store.list_prediction_ids("churn", base + 1, base + 4).await.expect("ids");
+        assert_eq!(ids, vec![batch[1].id.clone(), batch[2].id.clone(), batch[3].id.clone()]);
+        let all = store.list_prediction_ids("fraud", 0, i64::MAX).await.expect("ids");
+        assert_eq!(all.len(), 3);
+        let limited = store.list_predictions("churn", 0, i64::MAX, 2).await.expect("records");
+        assert_eq!(limited, batch[..2].to_vec());
+        assert!(store.list_predictions("none", 0, i64::MAX, 10).await.expect("records").is_empty());
+    }
+}
