@@ -41,7 +41,10 @@ impl BatchArgs {
         let mut policy = match &self.batching {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
-                    UsageError(format!("cannot read the batching file {}: {e}", path.display()))
+                    UsageError(format!(
+                        "cannot read the batching file {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 serde_yaml::from_str::<BatchPolicy>(&text).map_err(|e| {
                     UsageError(format!("{}: not a batching file: {e}", path.display()))

@@ -88,8 +88,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     let user_error = e.chain().any(|cause| {
         cause.is::<UsageError>()
             || cause
-            .downcast_ref::<berth_registry::RegistryError>()
-            .is_some_and(berth_registry::RegistryError::is_user_error)
+                .downcast_ref::<berth_registry::RegistryError>()
+                .is_some_and(berth_registry::RegistryError::is_user_error)
             || cause.downcast_ref::<berth_runtime::LoadError>().is_some()
             || cause.downcast_ref::<berth_batch::BatchError>().is_some()
             || matches!(

@@ -64,7 +64,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
         model,
         signature,
         config,
-        routes.metrics(),
+        routes.watchers(),
     ));
     routes.replace(HashMap::from([
         (name.clone(), deployment.clone()),

@@ -5,14 +5,21 @@
 //! `churn@champion` at it and serves it as endpoint `churn`.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+use berth_records::{Durability, Recorder, RecorderConfig};
+
 use berth_registry::{RegisterRequest, Registry, Target};
 use berth_runtime::LoadOptions;
+use berth_serve::deployment::Watchers;
 use berth_serve::live::LiveRoutes;
+use berth_serve::metrics::ServeMetrics;
 use clap::Args;
 
+use crate::UsageError;
 use crate::batching_args::BatchArgs;
 use crate::registry_args::StoreArgs;
 
@@ -31,6 +38,17 @@ pub struct UpArgs {
     /// How often to look for registry changes, in milliseconds.
     #[arg(long, default_value_t = 500)]
     poll_ms: u64,
+    /// Keep no prediction records.
+    #[arg(long)]
+    no_records: bool,
+    /// When a prediction record is safe: `group` (written every flush interval; a kill -9 can
+    /// lose that window) or `sync` (on disk before the answer is sent).
+    #[arg(long, value_parser = ["group", "sync"])]
+    durability: Option<String>,
+    /// YAML file with the prediction recorder's settings (durability, flush_interval_ms,
+    /// queue_capacity, spool_dir, redaction, ...; see docs/RECORDS.md).
+    #[arg(long, value_name = "FILE")]
+    records: Option<PathBuf>,
     #[command(flatten)]
     batching: BatchArgs,
 }
@@ -77,12 +95,31 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     if !args.no_example && register_example(&registry, &store.actor()).await? {
         eprintln!("registered the example model as churn/1 (churn@champion, endpoint churn)");
     }
+    let recorder = if args.no_records {
+        None
+    } else {
+        let config = recorder_config(&args, store)?;
+        let durability = config.durability;
+        let recorder = Recorder::open(config, registry.metadata().clone())
+            .await
+            .context("starting the prediction recorder")?;
+        Some((recorder, durability))
+    };
+    let watchers = Watchers {
+        metrics: Arc::new(ServeMetrics::with(|r| {
+            if let Some((recorder, _)) = &recorder {
+                recorder.register_metrics(r);
+            }
+        })),
+        recorder: recorder.clone(),
+    };
     let live = Arc::new(LiveRoutes::new(
         registry.clone(),
         args.batching.policy()?,
         LoadOptions {
             onnx_intra_threads: threads,
         },
+        watchers,
     ));
     let report = live.sync().await?;
     live.clone()
@@ -99,5 +136,52 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     eprintln!("  inference:  POST http://{address}/v2/models/churn/infer");
     eprintln!("  models:     http://{address}/v2/models/churn");
     eprintln!("  admin API:  http://{address}/api/v1/models (OpenAPI: /api/v1/openapi.json)");
-    crate::server::serve_until_signal(listener, app).await
+    crate::server::serve_until_signal(listener, app).await?;
+    if let Some((recorder, _)) = recorder {
+        let stats = recorder
+            .shutdown()
+            .await
+            .context("flushing the prediction records")?;
+        eprintln!("prediction records flushed ({stats:?})");
+    }
+    Ok(())
+}
+
+/// The recorder's settings: the file's (if any), the spool in the data folder unless the file
+/// says otherwise, and `--durability` over both.
+fn recorder_config(args: &UpArgs, store: &StoreArgs) -> anyhow::Result<RecorderConfig> {
+    let mut config = match &args.records {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                UsageError(format!(
+                    "cannot read the records file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let config: RecorderConfig = serde_yaml::from_str(&text)
+                .map_err(|e| UsageError(format!("{}: not a records file: {e}", path.display())))?;
+            config
+        }
+        None => RecorderConfig {
+            spool_dir: spool_dir(&store.store),
+            ..RecorderConfig::default()
+        },
+    };
+    if let Some(d) = &args.durability {
+        config.durability = if d == "sync" {
+            Durability::Sync
+        } else {
+            Durability::Group
+        };
+    }
+    Ok(config)
+}
+
+/// `spool/` in the data folder, or `berth-spool` beside a database given by URL.
+fn spool_dir(store: &str) -> PathBuf {
+    if store.contains("://") {
+        PathBuf::from("berth-spool")
+    } else {
+        Path::new(store).join("spool")
+    }
 }

@@ -51,12 +51,8 @@ fn a_batching_file_is_read_and_a_wrong_one_refused() {
         "default: {max_batch_size: 32}\nmodels:\n  xgb_classifier: {max_queue_delay_us: 300}\n",
     )
     .expect("write");
-    let server = common::Server::start(&[
-        "serve",
-        model,
-        "--batching",
-        good.to_str().expect("utf-8"),
-    ]);
+    let server =
+        common::Server::start(&["serve", model, "--batching", good.to_str().expect("utf-8")]);
     let (status, _, body) = server.request("GET", "/v2/models/xgb_classifier", None);
     assert_eq!(status, 200, "{body}");
     let (status, _) = server.stop();

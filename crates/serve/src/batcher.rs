@@ -83,11 +83,15 @@ impl BatchSettings {
     /// `base` with every knob given here replaced (sizes of zero count as one).
     pub fn over(&self, base: BatchConfig) -> BatchConfig {
         BatchConfig {
-            max_batch_size: self.max_batch_size.map_or(base.max_batch_size, |n| n.max(1)),
+            max_batch_size: self
+                .max_batch_size
+                .map_or(base.max_batch_size, |n| n.max(1)),
             max_queue_delay: self
                 .max_queue_delay_us
                 .map_or(base.max_queue_delay, Duration::from_micros),
-            queue_capacity: self.queue_capacity.map_or(base.queue_capacity, |n| n.max(1)),
+            queue_capacity: self
+                .queue_capacity
+                .map_or(base.queue_capacity, |n| n.max(1)),
             timeout: self.timeout_ms.map_or(base.timeout, Duration::from_millis),
             max_inline_compute: self
                 .max_inline_compute_us

@@ -3,16 +3,65 @@
 //!
 //! The router is the one place that decides which version answers a name. Today a name maps
 //! to one deployment (its primary); canary weights, shadows and sticky assignment plug in here.
+//!
+//! Every prediction is watched ([`Watchers`]): its batch goes into the metrics, and, when a
+//! recorder is set, a prediction record (inputs as the signature names them, outputs, latency)
+//! is handed to it. In `group` durability that hand-over never waits; in `sync` the answer
+//! waits until the record is on disk, and a record that cannot be made durable fails the
+//! request with a 503 rather than answering something that would not be on record.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
-use berth_core::{ModelInfo, Signature};
+use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
+use berth_records::{Durability, PredictionRecord, Recorder, Role};
 use berth_runtime::Model;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use crate::batcher::{BatchConfig, BatchError, Batched, Batcher};
 use crate::metrics::ServeMetrics;
+use crate::protocol::row_value;
 use crate::validate::{Columns, ValidationError, validate};
+
+/// What watches every prediction a router's deployments make.
+#[derive(Clone, Default)]
+pub struct Watchers {
+    pub metrics: Arc<ServeMetrics>,
+    /// Where prediction records go; none keeps no records (`berth serve`).
+    pub recorder: Option<(Recorder, Durability)>,
+}
+
+/// Who asked, as the prediction record tells it.
+#[derive(Debug, Clone)]
+pub struct Caller<'a> {
+    /// The name the client called (endpoint, `model@alias`, `model`).
+    pub endpoint: &'a str,
+    /// `v2`, `v1`, `mlflow`.
+    pub protocol: &'static str,
+    pub arrived: Instant,
+    pub time: DateTime<Utc>,
+}
+
+impl<'a> Caller<'a> {
+    /// A request to `endpoint` over `protocol`, arriving now.
+    pub fn new(endpoint: &'a str, protocol: &'static str) -> Self {
+        Self {
+            endpoint,
+            protocol,
+            arrived: Instant::now(),
+            time: Utc::now(),
+        }
+    }
+}
+
+/// An answered prediction: its id (unique, time-ordered) and outputs.
+#[derive(Debug)]
+pub struct Prediction {
+    pub id: String,
+    pub batched: Batched,
+}
 
 /// A model version loaded and ready to score.
 pub struct Deployment {
@@ -21,7 +70,7 @@ pub struct Deployment {
     pub signature: Signature,
     pub info: ModelInfo,
     batcher: Batcher,
-    metrics: Arc<ServeMetrics>,
+    watchers: Watchers,
 }
 
 /// Why a request was not answered, mapped to a status by each protocol.
@@ -36,18 +85,21 @@ pub enum ServeError {
     BadRequest(String),
     #[error(transparent)]
     Batch(#[from] BatchError),
+    /// `sync` durability: the record of an answered prediction could not be made durable.
+    #[error("the prediction could not be recorded durably ({0}); retry shortly")]
+    NotRecorded(String),
 }
 
 impl Deployment {
-    /// Starts serving `model` as `name`/`version` (spawns its batcher on the current runtime);
-    /// its batches are recorded in `metrics`.
+    /// Starts serving `model` as `name`/`version` (spawns its batcher on the current runtime),
+    /// watched by `watchers`.
     pub fn start(
         name: &str,
         version: i64,
         model: Arc<dyn Model>,
         signature: Signature,
         config: BatchConfig,
-        metrics: Arc<ServeMetrics>,
+        watchers: &Watchers,
     ) -> Self {
         Self {
             model: name.to_string(),
@@ -55,21 +107,84 @@ impl Deployment {
             signature,
             info: model.info().clone(),
             batcher: Batcher::spawn(model, config),
-            metrics,
+            watchers: watchers.clone(),
         }
     }
 
-    /// Validates `columns` against the signature and scores them in a batch.
-    pub async fn predict(&self, columns: &Columns) -> Result<Batched, ServeError> {
+    /// Validates `columns` against the signature, scores them in a batch and records the
+    /// prediction.
+    pub async fn predict(
+        &self,
+        columns: &Columns,
+        caller: &Caller<'_>,
+    ) -> Result<Prediction, ServeError> {
         let rows = validate(&self.signature, columns)?;
+        let inputs = self.watchers.recorder.as_ref().map(|_| rows.clone());
         let batched = self.batcher.predict(rows).await?;
-        self.metrics.observe_batch(
+        self.watchers.metrics.observe_batch(
             &self.label(),
             batched.queued,
             batched.compute,
             batched.batch_rows,
         );
-        Ok(batched)
+        let id = PredictionRecord::new_id();
+        if let (Some((recorder, durability)), Some(inputs)) = (&self.watchers.recorder, inputs) {
+            let record = PredictionRecord {
+                id: id.clone(),
+                time: caller.time,
+                endpoint: caller.endpoint.to_string(),
+                model: self.model.clone(),
+                version: self.version,
+                role: Role::Primary,
+                protocol: caller.protocol.to_string(),
+                rows: inputs.rows(),
+                latency: caller.arrived.elapsed(),
+                inputs: self.input_columns(&inputs),
+                outputs: output_columns(&batched.outputs),
+            };
+            match durability {
+                Durability::Sync => recorder
+                    .submit_durable(record)
+                    .await
+                    .map_err(|e| ServeError::NotRecorded(e.to_string()))?,
+                // Never waits; a failure is counted by the recorder and logged here.
+                Durability::Group => {
+                    if let Err(e) = recorder.submit(record) {
+                        tracing::error!("prediction {id} not recorded: {e}");
+                    }
+                }
+            }
+        }
+        Ok(Prediction { id, batched })
+    }
+
+    /// The model's input rows as the signature names and types them (categories by value,
+    /// booleans as booleans, missing values as null).
+    fn input_columns(&self, rows: &FeatureMatrix) -> BTreeMap<String, Vec<Value>> {
+        self.signature
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(c, field)| {
+                let values = (0..rows.rows())
+                    .map(|r| {
+                        let x = rows.row(r)[c];
+                        if x.is_nan() {
+                            return Value::Null;
+                        }
+                        match &field.field_type {
+                            FieldType::Category { values } => values
+                                .get(x as usize)
+                                .map_or(Value::Null, |v| Value::String(v.clone())),
+                            FieldType::Bool => Value::Bool(x != 0.0),
+                            _ => serde_json::Number::from_f64(f64::from(x))
+                                .map_or(Value::Null, Value::Number),
+                        }
+                    })
+                    .collect();
+                (field.name.clone(), values)
+            })
+            .collect()
     }
 
     /// `model/version`, as the `x-berth-version` header says it.
@@ -78,22 +193,48 @@ impl Deployment {
     }
 }
 
+/// Each output as one value per row (`{name: [row values]}`).
+fn output_columns(outputs: &[NamedTensor]) -> BTreeMap<String, Vec<Value>> {
+    outputs
+        .iter()
+        .map(|o| {
+            let rows = o.tensor.shape().first().copied().unwrap_or(0);
+            (o.name.clone(), (0..rows).map(|r| row_value(o, r)).collect())
+        })
+        .collect()
+}
+
 /// Names clients call (endpoints, `model@alias`, `model`) → the deployment that answers.
 #[derive(Default)]
 pub struct Router {
     routes: RwLock<Arc<HashMap<String, Arc<Deployment>>>>,
-    metrics: Arc<ServeMetrics>,
+    watchers: Watchers,
 }
 
 impl Router {
+    /// A router whose deployments are watched by `watchers`.
+    pub fn new(watchers: Watchers) -> Self {
+        Self {
+            routes: RwLock::default(),
+            watchers,
+        }
+    }
+
+    /// What watches the deployments of this router (give it to [`Deployment::start`]).
+    pub fn watchers(&self) -> &Watchers {
+        &self.watchers
+    }
+
     /// The metrics of everything this router serves.
     pub fn metrics(&self) -> Arc<ServeMetrics> {
-        self.metrics.clone()
+        self.watchers.metrics.clone()
     }
 
     /// Replaces the whole table at once: requests already holding a deployment finish on it.
     pub fn replace(&self, routes: HashMap<String, Arc<Deployment>>) {
-        self.metrics.set_loaded_versions(distinct(&routes).len());
+        self.watchers
+            .metrics
+            .set_loaded_versions(distinct(&routes).len());
         let table = Arc::new(routes);
         match self.routes.write() {
             Ok(mut guard) => *guard = table,

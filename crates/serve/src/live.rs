@@ -20,7 +20,7 @@ use berth_store::AuditFilter;
 use tokio::sync::Mutex;
 
 use crate::batcher::BatchPolicy;
-use crate::deployment::{Deployment, Router};
+use crate::deployment::{Deployment, Router, Watchers};
 
 /// The router, fed from the registry.
 pub struct LiveRoutes {
@@ -40,10 +40,15 @@ pub struct SyncReport {
 }
 
 impl LiveRoutes {
-    pub fn new(registry: Registry, batching: BatchPolicy, load_options: LoadOptions) -> Self {
+    pub fn new(
+        registry: Registry,
+        batching: BatchPolicy,
+        load_options: LoadOptions,
+        watchers: Watchers,
+    ) -> Self {
         Self {
             registry,
-            router: Arc::new(Router::default()),
+            router: Arc::new(Router::new(watchers)),
             loaded: Mutex::new(HashMap::new()),
             batching,
             load_options,
@@ -121,7 +126,7 @@ impl LiveRoutes {
             loaded.into(),
             signature,
             self.batching.for_version(model, version),
-            self.router.metrics(),
+            self.router.watchers(),
         )))
     }
 

@@ -112,6 +112,13 @@ impl Default for ServeMetrics {
 }
 
 impl ServeMetrics {
+    /// The serving metrics plus whatever `more` registers (e.g. the prediction recorder's).
+    pub fn with(more: impl FnOnce(&mut Registry)) -> Self {
+        let mut metrics = Self::default();
+        more(&mut metrics.registry);
+        metrics
+    }
+
     /// A batch's timings, as seen by one of its requests.
     pub fn observe_batch(
         &self,

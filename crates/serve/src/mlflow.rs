@@ -18,10 +18,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::deployment::{Deployment, Router as Routes, ServeError};
-use crate::protocol::{
-    answer_headers, nan_as_null, new_prediction_id, retry_headers, rows_json, status_of,
-};
+use crate::deployment::{Caller, Deployment, Router as Routes, ServeError};
+use crate::protocol::{answer_headers, nan_as_null, retry_headers, rows_json, status_of};
 use crate::validate::Columns;
 
 /// The MLflow routes over `routes`.
@@ -162,6 +160,7 @@ async fn invocations(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrived = Caller::new("", "mlflow");
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -201,12 +200,16 @@ async fn invocations(
         Err(e) => return serve_error(e),
     };
     let rows = columns.rows();
-    match deployment.predict(&columns).await {
-        Ok(batched) => {
-            let headers = answer_headers(&deployment, &new_prediction_id());
+    let caller = Caller {
+        endpoint: name.unwrap_or(&deployment.model),
+        ..arrived
+    };
+    match deployment.predict(&columns, &caller).await {
+        Ok(prediction) => {
+            let headers = answer_headers(&deployment, &prediction.id);
             (
                 headers,
-                Json(json!({"predictions": rows_json(&batched.outputs, rows)})),
+                Json(json!({"predictions": rows_json(&prediction.batched.outputs, rows)})),
             )
                 .into_response()
         }

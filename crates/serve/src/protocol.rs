@@ -15,9 +15,8 @@ pub fn status_of(e: &ServeError) -> (StatusCode, bool) {
     match e {
         ServeError::NotFound(_) => (StatusCode::NOT_FOUND, false),
         ServeError::Invalid(_) | ServeError::BadRequest(_) => (StatusCode::BAD_REQUEST, false),
-        ServeError::Batch(BatchError::QueueFull { .. } | BatchError::Closed) => {
-            (StatusCode::SERVICE_UNAVAILABLE, true)
-        }
+        ServeError::Batch(BatchError::QueueFull { .. } | BatchError::Closed)
+        | ServeError::NotRecorded(_) => (StatusCode::SERVICE_UNAVAILABLE, true),
         ServeError::Batch(BatchError::Timeout(_)) => (StatusCode::GATEWAY_TIMEOUT, false),
         ServeError::Batch(BatchError::Predict(_)) => (StatusCode::INTERNAL_SERVER_ERROR, false),
     }
@@ -81,11 +80,6 @@ pub fn answer_headers(deployment: &Deployment, prediction_id: &str) -> HeaderMap
         headers.insert("x-berth-prediction-id", v);
     }
     headers
-}
-
-/// A new prediction id: time-ordered, unique.
-pub fn new_prediction_id() -> String {
-    uuid::Uuid::now_v7().to_string()
 }
 
 fn number(x: f64) -> Value {

@@ -17,10 +17,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use crate::deployment::{Router as Routes, ServeError};
+use crate::deployment::{Caller, Router as Routes, ServeError};
 use crate::protocol::{
-    answer_headers, json_error, json_serve_error, nan_as_null, new_prediction_id, row_value,
-    rows_json,
+    answer_headers, json_error, json_serve_error, nan_as_null, row_value, rows_json,
 };
 use crate::validate::Columns;
 
@@ -77,6 +76,7 @@ async fn predict_label(
 }
 
 async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Response {
+    let caller = Caller::new(m, "v1");
     let request: Map<String, Value> = match serde_json::from_slice(&nan_as_null(body)) {
         Ok(r) => r,
         Err(e) => {
@@ -124,11 +124,12 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
         Err(e) => return json_serve_error(e),
     };
     let rows = columns.rows();
-    let batched = match deployment.predict(&columns).await {
-        Ok(b) => b,
+    let prediction = match deployment.predict(&columns, &caller).await {
+        Ok(p) => p,
         Err(e) => return json_serve_error(e),
     };
-    let headers = answer_headers(&deployment, &new_prediction_id());
+    let headers = answer_headers(&deployment, &prediction.id);
+    let batched = prediction.batched;
     let body = if row_format {
         json!({"predictions": rows_json(&batched.outputs, rows)})
     } else {

@@ -22,10 +22,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::binary;
-use crate::deployment::{Deployment, Router as Routes, ServeError};
-use crate::protocol::{
-    answer_headers, json_error, json_serve_error, nan_as_null, new_prediction_id, values,
-};
+use crate::deployment::{Caller, Deployment, Router as Routes, ServeError};
+use crate::protocol::{answer_headers, json_error, json_serve_error, nan_as_null, values};
 use crate::validate::Columns;
 
 #[derive(Debug, Deserialize)]
@@ -309,6 +307,7 @@ async fn run(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    let caller = Caller::new(m, "v2");
     // The binary extension: a JSON header of the given length, then raw tensors.
     let (json_part, raw) = match headers.get(binary::HEADER_LENGTH) {
         Some(length) => {
@@ -363,10 +362,11 @@ async fn run(
         Ok(c) => c,
         Err(e) => return json_serve_error(e),
     };
-    let batched = match deployment.predict(&columns).await {
-        Ok(b) => b,
+    let prediction = match deployment.predict(&columns, &caller).await {
+        Ok(p) => p,
         Err(e) => return json_serve_error(e),
     };
+    let batched = prediction.batched;
     // Which outputs, and which of them in binary.
     let all_binary = flag(&request.parameters, "binary_data_output");
     let chosen: Vec<(&NamedTensor, bool)> = match &request.outputs {
@@ -401,8 +401,9 @@ async fn run(
             }
         })
         .collect();
-    let id = request.id.unwrap_or_else(new_prediction_id);
-    let mut headers = answer_headers(&deployment, &id);
+    let mut headers = answer_headers(&deployment, &prediction.id);
+    // The V2 `id` echoes the request's (the spec's rule), else it is the prediction id.
+    let id = request.id.unwrap_or(prediction.id);
     let body = json!({
         "model_name": m,
         "model_version": deployment.version.to_string(),

@@ -14,6 +14,21 @@ use tower::ServiceExt;
 
 /// The routes of one fixture model served as `name` (and `name/1`).
 pub fn deployed(file: &str, name: &str) -> std::sync::Arc<berth_serve::deployment::Router> {
+    deployed_with(
+        file,
+        name,
+        berth_serve::deployment::Watchers::default(),
+        |_| {},
+    )
+}
+
+/// Like [`deployed`], watched by `watchers`, with the inferred signature edited by `edit`.
+pub fn deployed_with(
+    file: &str,
+    name: &str,
+    watchers: berth_serve::deployment::Watchers,
+    edit: impl FnOnce(&mut berth_core::Signature),
+) -> std::sync::Arc<berth_serve::deployment::Router> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/models")
         .join(file);
@@ -21,15 +36,16 @@ pub fn deployed(file: &str, name: &str) -> std::sync::Arc<berth_serve::deploymen
         berth_runtime::load(&path, &berth_runtime::LoadOptions::default())
             .expect("fixture")
             .into();
-    let signature = berth_core::Signature::infer(model.info());
-    let routes = Arc::new(berth_serve::deployment::Router::default());
+    let mut signature = berth_core::Signature::infer(model.info());
+    edit(&mut signature);
+    let routes = Arc::new(berth_serve::deployment::Router::new(watchers));
     let d = Arc::new(berth_serve::deployment::Deployment::start(
         name,
         1,
         model,
         signature,
         berth_serve::batcher::BatchConfig::default(),
-        routes.metrics(),
+        routes.watchers(),
     ));
     routes.replace(std::collections::HashMap::from([
         (name.to_string(), d.clone()),
