@@ -452,7 +452,7 @@ enum Failure {
 }
 
 async fn store_failure_under_load(failure: Failure, outage: Duration) {
-    let Some(schema) = fresh_postgres_schema().await else {
+    let Some(schema) = berth_store::testing::fresh_postgres_schema("records").await else {
         return;
     };
     let proxy = TcpProxy::start(PG_HOST_PORT).await;

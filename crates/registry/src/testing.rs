@@ -5,16 +5,12 @@
 //! a new schema. When PostgreSQL is not there the helper returns `None` after printing that
 //! the test is skipped — unless `BERTH_REQUIRE_SERVICES=1` (as in CI), where it panics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use berth_store::{ArtifactLocation, ArtifactStore, MetadataStore};
 use chrono::{DateTime, Utc};
 
 use crate::{Clock, Registry};
-
-/// The PostgreSQL the tests use.
-pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -47,45 +43,13 @@ impl Clock for ManualClock {
     }
 }
 
-/// Whether tests must fail, rather than skip, when a service is missing.
-pub fn services_required() -> bool {
-    std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
-}
+pub use berth_store::testing::services_required;
 
 /// A registry on a store of its own; keeps its temporary folder alive.
 pub struct TestRegistry {
     pub registry: Registry,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
-}
-
-static SCHEMAS: AtomicU64 = AtomicU64::new(0);
-
-async fn fresh_postgres_schema() -> Option<String> {
-    use sqlx::{Connection, Executor};
-    let schema = format!(
-        "berth_test_{}_{}_{}",
-        std::process::id(),
-        SCHEMAS.fetch_add(1, Ordering::Relaxed),
-        Utc::now().timestamp_micros()
-    );
-    let mut admin = match sqlx::PgConnection::connect(PG_URL).await {
-        Ok(c) => c,
-        Err(e) if services_required() => {
-            panic!("PostgreSQL at {PG_URL} is required (BERTH_REQUIRE_SERVICES=1): {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped: PostgreSQL at {PG_URL} is not reachable ({e})");
-            return None;
-        }
-    };
-    if let Err(e) = admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-    {
-        panic!("cannot create test schema {schema}: {e}");
-    }
-    Some(format!("{PG_URL}?options%5Bsearch_path%5D={schema}"))
 }
 
 /// A registry on a fresh store of `backend`; `None` when PostgreSQL is missing and not required.
@@ -99,7 +63,10 @@ pub async fn test_registry(backend: Backend) -> Option<TestRegistry> {
             "sqlite://{}?mode=rwc",
             dir.path().join("berth.db").display()
         ),
-        Backend::Postgres => fresh_postgres_schema().await?,
+        Backend::Postgres => {
+            let schema = berth_store::testing::fresh_postgres_schema("test").await?;
+            berth_store::testing::postgres_url(berth_store::testing::PG_HOST_PORT, &schema)
+        }
     };
     let meta = match MetadataStore::connect(&url).await {
         Ok(m) => m,

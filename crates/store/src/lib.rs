@@ -16,6 +16,8 @@ pub mod failpoint;
 mod metadata;
 mod predictions;
 mod records;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::path::{Path, PathBuf};
 

@@ -4,14 +4,9 @@
 //! PostgreSQL (127.0.0.1:5432, database `test`, a schema of its own per test) is skipped with a
 //! message when it is not reachable, unless `BERTH_REQUIRE_SERVICES=1`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use berth_store::testing::{PG_HOST_PORT, fresh_postgres_schema, postgres_url};
 use berth_store::{MetadataStore, PredictionRow};
 use serde_json::json;
-
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-static SCHEMAS: AtomicU64 = AtomicU64::new(0);
 
 /// A store of its own on `backend` ("sqlite" or "postgres"); `None` when PostgreSQL is missing
 /// and not required.
@@ -22,27 +17,7 @@ async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> Option<MetadataS
             dir.path().join("berth.db").display()
         )
     } else {
-        use sqlx::{Connection, Executor};
-        let required = std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
-        let mut admin = match sqlx::PgConnection::connect(PG_URL).await {
-            Ok(c) => c,
-            Err(e) if required => panic!("PostgreSQL at {PG_URL} is required: {e}"),
-            Err(e) => {
-                eprintln!("skipped: PostgreSQL at {PG_URL} is not reachable ({e})");
-                return None;
-            }
-        };
-        let schema = format!(
-            "berth_predictions_{}_{}_{}",
-            std::process::id(),
-            SCHEMAS.fetch_add(1, Ordering::Relaxed),
-            chrono::Utc::now().timestamp_micros()
-        );
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .await
-            .expect("create schema");
-        format!("{PG_URL}?options%5Bsearch_path%5D={schema}")
+        postgres_url(PG_HOST_PORT, &fresh_postgres_schema("predictions").await?)
     };
     Some(MetadataStore::connect(&url).await.expect("connect"))
 }
