@@ -17,9 +17,10 @@ pub struct ApiArgs {
 
 pub async fn run(args: ApiArgs, store: &StoreArgs) -> anyhow::Result<()> {
     let registry = store.open().await?;
-    let (listener, address) = server::bind(args.listen).await?;
+    let bound = server::bind(args.listen).await?;
+    let address = bound.address;
     eprintln!(
         "berth admin API on http://{address}/api/v1 (OpenAPI: http://{address}/api/v1/openapi.json)"
     );
-    server::serve_until_signal(listener, berth_serve::admin_router(registry)).await
+    server::serve_until_signal(bound, berth_serve::admin_router(registry)).await
 }

@@ -71,10 +71,11 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
         (format!("{name}/1"), deployment),
     ]));
     let app = berth_serve::inference_router(routes);
-    let (listener, address) = crate::server::bind(args.listen).await?;
+    let bound = crate::server::bind(args.listen).await?;
+    let address = bound.address;
     eprintln!(
         "berth serving {name} from {} on http://{address}/v2/models/{name} (infer: POST /v2/models/{name}/infer)",
         args.model.display()
     );
-    crate::server::serve_until_signal(listener, app).await
+    crate::server::serve_until_signal(bound, app).await
 }

@@ -5,43 +5,47 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-/// Binds `address`; returns the listener and the address it got (for port 0).
-pub async fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+/// A listening socket, with SIGTERM already caught: a signal that comes as soon as the address
+/// is announced still stops the server gracefully.
+pub struct Bound {
+    listener: TcpListener,
+    pub address: SocketAddr,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+/// Binds `address` (port 0 picks a free one) and catches SIGTERM.
+pub async fn bind(address: SocketAddr) -> anyhow::Result<Bound> {
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
-    let bound = listener.local_addr()?;
-    Ok((listener, bound))
+    Ok(Bound {
+        address: listener.local_addr()?,
+        listener,
+        #[cfg(unix)]
+        terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("catching SIGTERM")?,
+    })
 }
 
 /// Serves `app` until SIGTERM or Ctrl-C, then finishes the requests in flight.
-pub async fn serve_until_signal(listener: TcpListener, app: axum::Router) -> anyhow::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+pub async fn serve_until_signal(bound: Bound, app: axum::Router) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    let mut terminate = bound.terminate;
+    let stop = async move {
+        #[cfg(unix)]
+        let terminate = terminate.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate => {},
+        }
+    };
+    axum::serve(bound.listener, app)
+        .with_graceful_shutdown(stop)
         .await
         .context("serving")?;
     eprintln!("berth stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -127,7 +127,8 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     let app = berth_serve::admin_router(registry)
         .merge(berth_serve::inference_router(live.router()))
         .merge(berth_serve::dashboard_router());
-    let (listener, address) = crate::server::bind(args.listen).await?;
+    let bound = crate::server::bind(args.listen).await?;
+    let address = bound.address;
     eprintln!(
         "berth up on http://{address}/v2 ({} names served; store {})",
         report.names, store.store
@@ -136,7 +137,7 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     eprintln!("  inference:  POST http://{address}/v2/models/churn/infer");
     eprintln!("  models:     http://{address}/v2/models/churn");
     eprintln!("  admin API:  http://{address}/api/v1/models (OpenAPI: /api/v1/openapi.json)");
-    crate::server::serve_until_signal(listener, app).await?;
+    crate::server::serve_until_signal(bound, app).await?;
     if let Some((recorder, _)) = recorder {
         let stats = recorder
             .shutdown()

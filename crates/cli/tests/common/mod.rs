@@ -1,15 +1,19 @@
 //! Running the `berth` binary as a server in tests: start it on a free loopback port, talk
-//! plain HTTP/1.1 to it, stop it with SIGTERM.
+//! plain HTTP/1.1 to it, stop it with SIGTERM (or kill it with SIGKILL).
+
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// A running `berth` server.
+/// A running `berth` server. Its stderr after the banner is collected by a thread of its own
+/// (so a chatty server never blocks on a full pipe) and returned by [`Server::stop`].
 pub struct Server {
     child: Child,
-    stderr: BufReader<ChildStderr>,
+    stderr: JoinHandle<String>,
     pub address: String,
 }
 
@@ -34,6 +38,11 @@ impl Server {
                 break rest.split('/').next().unwrap_or_default().to_string();
             }
         };
+        let stderr = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            rest
+        });
         Server {
             child,
             stderr,
@@ -43,27 +52,39 @@ impl Server {
 
     /// Sends one request; returns (status, headers as text, body).
     pub fn request(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
-        let mut stream = TcpStream::connect(&self.address).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        self.try_request(method, path, body).expect("request")
+    }
+
+    /// [`Server::request`], with a failure to connect or read as an error.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::io::Result<(u16, String, String)> {
+        let mut stream = TcpStream::connect(&self.address)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let body = body.unwrap_or("");
         write!(
             stream,
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.address,
             body.len()
-        )
-        .expect("request");
+        )?;
         let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
+        stream.read_to_string(&mut response)?;
         let status = response
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .expect("status");
+            .ok_or_else(|| std::io::Error::other(format!("no status in {response:?}")))?;
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (status, head.to_ascii_lowercase(), body.to_string())
+        Ok((status, head.to_ascii_lowercase(), body.to_string()))
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
     }
 
     /// SIGTERM, then the exit status and the rest of stderr.
@@ -73,8 +94,7 @@ impl Server {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let status = self.child.wait().expect("exit");
-        let mut rest = String::new();
-        self.stderr.read_to_string(&mut rest).expect("stderr");
+        let rest = self.stderr.join().unwrap_or_default();
         (status, rest)
     }
 }
