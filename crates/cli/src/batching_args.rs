@@ -25,7 +25,7 @@ pub struct BatchArgs {
     /// How long a request may take, queueing included, in milliseconds [default: 10000].
     #[arg(long)]
     timeout_ms: Option<u64>,
-    /// A request expected to compute in less than this (µs) skips the queue when it is empty;
+    /// A request expected to compute in less than this (µs) runs at once, skipping the queue;
     /// 0 batches everything [default: 100].
     #[arg(long)]
     max_inline_compute_us: Option<u64>,

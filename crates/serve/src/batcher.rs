@@ -8,16 +8,15 @@
 //! ([`BatchError::QueueFull`], a 503 with `Retry-After`), and a caller that waits longer than
 //! `timeout` gets [`BatchError::Timeout`]. A batch larger than `max_batch_size` runs alone.
 //!
-//! A cheap request skips the queue: when nothing is waiting, batching is not asked to wait
-//! (`max_queue_delay` zero) and the model's measured cost for that many rows is below
-//! `max_inline_compute`, the caller runs the model itself. Handing a 5 µs tree walk to another
-//! thread and back costs more than the walk; a batch would have held this request alone anyway.
+//! A cheap request skips the queue: when batching is not asked to wait (`max_queue_delay`
+//! zero) and the model's measured cost for that many rows is below `max_inline_compute`, the
+//! caller runs the model itself, on its own task. Handing a 5 µs tree walk to another thread
+//! and back costs more than the walk, and batching it saves less than the hand-over costs.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-use std::collections::HashMap;
 
 use berth_core::{FeatureMatrix, NamedTensor};
 use berth_runtime::{Model, PredictError};
@@ -37,7 +36,7 @@ pub struct BatchConfig {
     /// How long a caller waits for its answer, queueing included.
     pub timeout: Duration,
     /// A request whose model run is expected to take less than this runs on the caller's task
-    /// when the queue is empty; zero sends everything through the queue.
+    /// (when `max_queue_delay` is zero); zero sends everything through the queue.
     pub max_inline_compute: Duration,
 }
 
@@ -220,7 +219,6 @@ impl Batcher {
     fn runs_inline(&self, rows: usize) -> bool {
         self.config.max_queue_delay.is_zero()
             && rows <= self.config.max_batch_size
-            && self.queue.capacity() == self.queue.max_capacity()
             && self
                 .cost
                 .estimate(rows)

@@ -53,7 +53,7 @@ proptest! {
         let rows = eval_rows();
         let model = model();
         runtime.block_on(async {
-            // Without a queue delay, cheap requests on an idle queue run inline: a mix of both.
+            // Without a queue delay, cheap requests run inline once measured: a mix of both.
             let max_queue_delay = if waits { Duration::from_millis(2) } else { Duration::ZERO };
             let config = BatchConfig { max_batch_size, max_queue_delay, ..BatchConfig::default() };
             let batcher = Batcher::spawn(model.clone(), config);
@@ -148,7 +148,7 @@ async fn a_slow_model_times_out_the_caller() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cheap_requests_on_an_idle_queue_run_inline() {
+async fn cheap_requests_run_inline_once_measured() {
     let rows = eval_rows();
     let one = || matrix(&rows[..1]);
     // A limit far above any run of this model (debug builds are slow), so this is no timing test.
@@ -161,7 +161,7 @@ async fn cheap_requests_on_an_idle_queue_run_inline() {
     let first = batcher.predict(one()).await.expect("first");
     assert!(!first.inline);
     let second = batcher.predict(one()).await.expect("second");
-    assert!(second.inline, "a cheap run on an idle queue runs inline");
+    assert!(second.inline, "a cheap run goes inline");
     assert_eq!(second.outputs, model().predict(&one()).expect("direct"));
     assert_eq!(second.queued, Duration::ZERO);
 
