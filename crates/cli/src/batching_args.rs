@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use berth_serve::batcher::{BatchPolicy, BatchSettings};
 use clap::Args;
 
-use crate::UsageError;
+use crate::read_yaml_file;
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
@@ -39,17 +39,7 @@ impl BatchArgs {
     /// The policy the flags and the file describe.
     pub fn policy(&self) -> anyhow::Result<BatchPolicy> {
         let mut policy = match &self.batching {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    UsageError(format!(
-                        "cannot read the batching file {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                serde_yaml::from_str::<BatchPolicy>(&text).map_err(|e| {
-                    UsageError(format!("{}: not a batching file: {e}", path.display()))
-                })?
-            }
+            Some(path) => read_yaml_file(path, "batching")?,
             None => BatchPolicy::default(),
         };
         let flags = BatchSettings {

@@ -84,6 +84,21 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// A YAML settings file (`what` names its kind in errors, e.g. "batching").
+pub fn read_yaml_file<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<T, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    serde_yaml::from_str(&text)
+        .map_err(|e| UsageError(format!("{}: not a {what} file: {e}", path.display())))
+}
+
 fn exit_code(e: &anyhow::Error) -> u8 {
     let user_error = e.chain().any(|cause| {
         cause.is::<UsageError>()

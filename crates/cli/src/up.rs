@@ -19,8 +19,8 @@ use berth_serve::live::LiveRoutes;
 use berth_serve::metrics::ServeMetrics;
 use clap::Args;
 
-use crate::UsageError;
 use crate::batching_args::BatchArgs;
+use crate::read_yaml_file;
 use crate::registry_args::StoreArgs;
 
 /// The bundled example: the XGBoost churn classifier of the fixtures (23 features).
@@ -152,17 +152,7 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
 /// says otherwise, and `--durability` over both.
 fn recorder_config(args: &UpArgs, store: &StoreArgs) -> anyhow::Result<RecorderConfig> {
     let mut config = match &args.records {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                UsageError(format!(
-                    "cannot read the records file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let config: RecorderConfig = serde_yaml::from_str(&text)
-                .map_err(|e| UsageError(format!("{}: not a records file: {e}", path.display())))?;
-            config
-        }
+        Some(path) => read_yaml_file(path, "records")?,
         None => RecorderConfig {
             spool_dir: spool_dir(&store.store),
             ..RecorderConfig::default()
