@@ -182,11 +182,13 @@ impl RowCost {
             return;
         };
         let old = self.0.load(Ordering::Relaxed);
-        // An exponential average (weight 1/8); a lost update between racing runs is harmless.
+        // An exponential average (weight 1/8) of samples capped at twice the estimate: a run
+        // whose thread was preempted (wall time, on a busy machine) must not shut the inline
+        // path for hundreds of requests. A lost update between racing runs is harmless.
         let new = if old == 0 {
-            sample.max(1)
+            sample
         } else {
-            (old * 7 + sample) / 8
+            (old * 7 + sample.min(old.saturating_mul(2))) / 8
         };
         self.0.store(new.max(1), Ordering::Relaxed);
     }
