@@ -2,6 +2,7 @@
 //! (2 for what the user can fix — bad input, unknown names —, 1 for everything else).
 
 mod api;
+mod drift;
 mod inspect;
 mod live;
 mod models;
@@ -68,6 +69,9 @@ enum Command {
     Up(up::UpArgs),
     /// Serve one model file at once (V2 REST, V1 :predict, MLflow /invocations).
     Serve(serve::ServeArgs),
+    /// Data drift between files: `berth drift compare REFERENCE CURRENT`.
+    #[command(subcommand)]
+    Drift(drift::DriftCommand),
 }
 
 /// 2 when the user can fix the problem by changing their input, else 1.
@@ -78,6 +82,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             .is_some_and(berth_registry::RegistryError::is_user_error)
             || cause.downcast_ref::<berth_runtime::LoadError>().is_some()
             || cause.downcast_ref::<berth_batch::BatchError>().is_some()
+            || cause
+                .downcast_ref::<berth_monitor::MonitorError>()
+                .is_some_and(berth_monitor::MonitorError::is_user_error)
             || matches!(
                 cause.downcast_ref::<berth_store::StoreError>(),
                 Some(berth_store::StoreError::Location { .. })
@@ -127,6 +134,7 @@ fn main() -> ExitCode {
         Command::Api(args) => block_on(api::run(args, store)),
         Command::Up(args) => block_on(up::run(args, store, threads)),
         Command::Serve(args) => block_on(serve::run(args, threads)),
+        Command::Drift(c) => drift::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
