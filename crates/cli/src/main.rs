@@ -3,6 +3,7 @@
 
 mod api;
 mod batching_args;
+mod drift;
 mod inspect;
 mod live;
 mod models;
@@ -69,9 +70,11 @@ enum Command {
     Up(up::UpArgs),
     /// Serve one model file at once (V2 REST, V1 :predict, MLflow /invocations).
     Serve(serve::ServeArgs),
+    /// Data drift between files: `berth drift compare REFERENCE CURRENT`.
+    #[command(subcommand)]
+    Drift(drift::DriftCommand),
 }
 
-/// 2 when the user can fix the problem by changing their input, else 1.
 /// A mistake in what the user typed or pointed at, outside any library's own errors.
 #[derive(Debug)]
 pub struct UsageError(pub String);
@@ -99,6 +102,7 @@ pub fn read_yaml_file<T: serde::de::DeserializeOwned>(
         .map_err(|e| UsageError(format!("{}: not a {what} file: {e}", path.display())))
 }
 
+/// 2 when the user can fix the problem by changing their input, else 1.
 fn exit_code(e: &anyhow::Error) -> u8 {
     let user_error = e.chain().any(|cause| {
         cause.is::<UsageError>()
@@ -107,6 +111,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 .is_some_and(berth_registry::RegistryError::is_user_error)
             || cause.downcast_ref::<berth_runtime::LoadError>().is_some()
             || cause.downcast_ref::<berth_batch::BatchError>().is_some()
+            || cause
+                .downcast_ref::<berth_monitor::MonitorError>()
+                .is_some_and(berth_monitor::MonitorError::is_user_error)
             || matches!(
                 cause.downcast_ref::<berth_store::StoreError>(),
                 Some(berth_store::StoreError::Location { .. })
@@ -156,6 +163,7 @@ fn main() -> ExitCode {
         Command::Api(args) => block_on(api::run(args, store)),
         Command::Up(args) => block_on(up::run(args, store, threads)),
         Command::Serve(args) => block_on(serve::run(args, threads)),
+        Command::Drift(c) => drift::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
