@@ -96,6 +96,39 @@ fn lifecycle(store: &str) {
             .as_str()
             .is_some_and(|u| u.ends_with(&reference_sha))
     );
+    // Its profile is stored with the version: the baseline drift is measured against.
+    let profile: berth_monitor::ReferenceProfile =
+        serde_json::from_value(v2["reference_profile"].clone()).expect("a reference profile");
+    assert!(profile.columns.iter().any(|c| c.name == "tenure_months"));
+    assert_eq!(
+        profile,
+        berth_monitor::ReferenceProfile::from_file(&reference).expect("profile"),
+        "the stored profile is the reference file's"
+    );
+    assert!(
+        v1["reference_profile"].is_null(),
+        "no reference data, no profile"
+    );
+    // Reference data that cannot be read is refused, and nothing is registered.
+    let broken = std::env::temp_dir().join(format!("berth-broken-{}.parquet", std::process::id()));
+    std::fs::write(&broken, b"not a parquet file").expect("write");
+    let xgb_regressor = fixture("xgb_regressor.json");
+    fails(
+        &berth(
+            store,
+            &[
+                "models",
+                "register",
+                "churn",
+                path(&xgb_regressor),
+                "--reference",
+                path(&broken),
+            ],
+        ),
+        2,
+        "reference data",
+    );
+    let _ = std::fs::remove_file(&broken);
     assert_eq!(
         (
             v2["version"].as_i64(),

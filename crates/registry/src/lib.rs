@@ -208,7 +208,8 @@ impl Registry {
                         "reference data {name}: expected a .parquet or .csv file"
                     )));
                 }
-                Some(self.artifacts.put(bytes.clone()).await?)
+                let profile = reference_profile(name, bytes.clone()).await?;
+                Some((self.artifacts.put(bytes.clone()).await?, profile))
             }
             None => None,
         };
@@ -223,8 +224,9 @@ impl Registry {
             signature: serde_json::to_value(&signature)
                 .map_err(|e| RegistryError::Invalid(e.to_string()))?,
             feature_spec_sha256: None,
-            reference_uri: reference.as_ref().map(|r| r.uri.clone()),
-            reference_sha256: reference.map(|r| r.sha256),
+            reference_uri: reference.as_ref().map(|(r, _)| r.uri.clone()),
+            reference_sha256: reference.as_ref().map(|(r, _)| r.sha256.clone()),
+            reference_profile: reference.map(|(_, profile)| profile),
             metrics: serde_json::to_value(&request.metrics).unwrap_or(Value::Null),
             lineage: request.lineage,
             tags: serde_json::to_value(&request.tags).unwrap_or(Value::Null),
@@ -473,4 +475,30 @@ fn load_info(file_name: &str, artifact: &[u8]) -> Result<ModelInfo, RegistryErro
     let model = berth_runtime::load_bytes(Path::new(file_name), artifact, &LoadOptions::default())
         .map_err(|e| RegistryError::Invalid(e.to_string()))?;
     Ok(model.info().clone())
+}
+
+/// The profile of reference data (`name` says Parquet or CSV): per column counts, missing,
+/// range, moments, quantile bins and category shares, the baseline drift is measured against.
+async fn reference_profile(name: &str, bytes: Bytes) -> Result<Value, RegistryError> {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let invalid = |e: String| RegistryError::Invalid(format!("reference data {name}: {e}"));
+        let extension = if name.to_ascii_lowercase().ends_with(".csv") {
+            ".csv"
+        } else {
+            ".parquet"
+        };
+        // The reader wants a file (Parquet is read column by column, by seeking).
+        let mut file = tempfile::Builder::new()
+            .suffix(extension)
+            .tempfile()
+            .map_err(|e| invalid(format!("cannot stage it: {e}")))?;
+        std::io::Write::write_all(&mut file, &bytes)
+            .map_err(|e| invalid(format!("cannot stage it: {e}")))?;
+        let profile = berth_monitor::ReferenceProfile::from_file(file.path())
+            .map_err(|e| invalid(e.to_string()))?;
+        serde_json::to_value(&profile).map_err(|e| invalid(e.to_string()))
+    })
+    .await
+    .map_err(|e| RegistryError::Invalid(format!("profiling the reference data failed: {e}")))?
 }

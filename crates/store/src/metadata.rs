@@ -637,7 +637,7 @@ impl MetadataStore {
             }
         }
         let sql = format!(
-            "INSERT INTO versions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'ready')",
+            "INSERT INTO versions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'ready')",
             Self::VERSION_COLUMNS
         );
         sqlx::query(AssertSqlSafe(sql))
@@ -651,6 +651,7 @@ impl MetadataStore {
             .bind(new.feature_spec_sha256.clone())
             .bind(new.reference_uri.clone())
             .bind(new.reference_sha256.clone())
+            .bind(new.reference_profile.as_ref().map(json_text))
             .bind(json_text(&new.metrics))
             .bind(new.lineage.parent_version)
             .bind(new.lineage.training_data_uri.clone())

@@ -88,6 +88,8 @@ pub struct NewVersion {
     pub feature_spec_sha256: Option<String>,
     pub reference_uri: Option<String>,
     pub reference_sha256: Option<String>,
+    /// The reference data's profile (berth-monitor's `ReferenceProfile`, as JSON).
+    pub reference_profile: Option<Value>,
     pub metrics: Value,
     pub lineage: Lineage,
     pub tags: Value,
