@@ -65,6 +65,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
         signature,
         config,
         routes.watchers(),
+        None,
     ));
     routes.replace(HashMap::from([
         (name.clone(), deployment.clone()),

@@ -17,6 +17,7 @@ use berth_runtime::LoadOptions;
 use berth_serve::deployment::Watchers;
 use berth_serve::live::LiveRoutes;
 use berth_serve::metrics::ServeMetrics;
+use berth_serve::monitoring::{LiveProfiles, drift_router};
 use clap::Args;
 
 use crate::batching_args::BatchArgs;
@@ -105,13 +106,18 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
             .context("starting the prediction recorder")?;
         Some((recorder, durability))
     };
+    let mut profiles = None;
+    let metrics = ServeMetrics::with(|r| {
+        if let Some((recorder, _)) = &recorder {
+            recorder.register_metrics(r);
+        }
+        profiles = Some(LiveProfiles::start(r));
+    });
+    let profiles = profiles.context("starting the live profiles")?;
     let watchers = Watchers {
-        metrics: Arc::new(ServeMetrics::with(|r| {
-            if let Some((recorder, _)) = &recorder {
-                recorder.register_metrics(r);
-            }
-        })),
+        metrics: Arc::new(metrics),
         recorder: recorder.clone(),
+        profiles: Some(profiles.clone()),
     };
     let live = Arc::new(LiveRoutes::new(
         registry.clone(),
@@ -126,7 +132,8 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
         .watch(Duration::from_millis(args.poll_ms.max(50)));
     let app = berth_serve::admin_router(registry)
         .merge(berth_serve::inference_router(live.router()))
-        .merge(berth_serve::dashboard_router());
+        .merge(berth_serve::dashboard_router())
+        .merge(drift_router(profiles));
     let bound = crate::server::bind(args.listen).await?;
     let address = bound.address;
     eprintln!(

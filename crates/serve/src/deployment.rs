@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
+use berth_monitor::ReferenceProfile;
 use berth_records::{Durability, PredictionRecord, Recorder, Role};
 use berth_runtime::Model;
 use chrono::{DateTime, Utc};
@@ -22,6 +23,7 @@ use serde_json::Value;
 
 use crate::batcher::{BatchConfig, BatchError, Batched, Batcher};
 use crate::metrics::ServeMetrics;
+use crate::monitoring::LiveProfiles;
 use crate::protocol::row_value;
 use crate::validate::{Columns, ValidationError, validate};
 
@@ -31,6 +33,8 @@ pub struct Watchers {
     pub metrics: Arc<ServeMetrics>,
     /// Where prediction records go; none keeps no records (`berth serve`).
     pub recorder: Option<(Recorder, Durability)>,
+    /// Live profile windows, for versions that have a reference profile.
+    pub profiles: Option<LiveProfiles>,
 }
 
 /// Who asked, as the prediction record tells it.
@@ -71,6 +75,8 @@ pub struct Deployment {
     pub info: ModelInfo,
     batcher: Batcher,
     watchers: Watchers,
+    /// The reference profile live drift is measured against (and the signature to read rows).
+    monitored: Option<(Arc<ReferenceProfile>, Arc<Signature>)>,
 }
 
 /// Why a request was not answered, mapped to a status by each protocol.
@@ -92,7 +98,7 @@ pub enum ServeError {
 
 impl Deployment {
     /// Starts serving `model` as `name`/`version` (spawns its batcher on the current runtime),
-    /// watched by `watchers`.
+    /// watched by `watchers`; with a `reference` profile, its inputs are profiled live.
     pub fn start(
         name: &str,
         version: i64,
@@ -100,7 +106,9 @@ impl Deployment {
         signature: Signature,
         config: BatchConfig,
         watchers: &Watchers,
+        reference: Option<ReferenceProfile>,
     ) -> Self {
+        let monitored = reference.map(|r| (Arc::new(r), Arc::new(signature.clone())));
         Self {
             model: name.to_string(),
             version,
@@ -108,6 +116,7 @@ impl Deployment {
             info: model.info().clone(),
             batcher: Batcher::spawn(model, config),
             watchers: watchers.clone(),
+            monitored,
         }
     }
 
@@ -119,8 +128,24 @@ impl Deployment {
         caller: &Caller<'_>,
     ) -> Result<Prediction, ServeError> {
         let rows = validate(&self.signature, columns)?;
+        let profiled = match (&self.watchers.profiles, &self.monitored) {
+            (Some(profiles), Some((reference, signature))) => {
+                Some((profiles, reference, signature, rows.clone()))
+            }
+            _ => None,
+        };
         let inputs = self.watchers.recorder.as_ref().map(|_| rows.clone());
         let batched = self.batcher.predict(rows).await?;
+        if let Some((profiles, reference, signature, rows)) = profiled {
+            profiles.observe(
+                caller.endpoint,
+                &self.model,
+                self.version,
+                reference,
+                signature,
+                rows,
+            );
+        }
         self.watchers.metrics.observe_batch(
             &self.label(),
             batched.queued,

@@ -22,6 +22,7 @@ mod extract;
 pub mod live;
 pub mod metrics;
 pub mod mlflow;
+pub mod monitoring;
 mod protocol;
 pub mod v1;
 pub mod v2;

@@ -46,6 +46,7 @@ pub fn deployed_with(
         signature,
         berth_serve::batcher::BatchConfig::default(),
         routes.watchers(),
+        None,
     ));
     routes.replace(std::collections::HashMap::from([
         (name.to_string(), d.clone()),

@@ -1,0 +1,153 @@
+//! Live drift end to end: a version registered with reference data is profiled as it serves;
+//! `GET /api/v1/endpoints/{e}/drift` compares an endpoint's traffic with the reference, and
+//! `berth_feature_drift` gauges show it. Traffic like the training data shows the rows it
+//! received; traffic with one feature moved flags that feature.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// The first `n` evaluation rows after the 80 edge rows, as a V2 body; `shift` moves
+/// `tenure_months` (column 0).
+fn body(n: usize, shift: f64) -> String {
+    let text = std::fs::read_to_string(fixtures().join("data/eval_features.csv")).expect("rows");
+    let mut data = Vec::new();
+    for line in text.lines().skip(1 + 80).take(n) {
+        for (c, v) in line.split(',').skip(1).enumerate() {
+            data.push(match v.parse::<f64>() {
+                Ok(x) if c == 0 => format!("{}", x + shift),
+                Ok(x) => format!("{x}"),
+                Err(_) => "null".to_string(),
+            });
+        }
+    }
+    format!(
+        r#"{{"inputs":[{{"name":"input","shape":[{n},23],"datatype":"FP32","data":[{}]}}]}}"#,
+        data.join(",")
+    )
+}
+
+fn drift(server: &common::Server, endpoint: &str, rows: u64) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, _, text) =
+            server.request("GET", &format!("/api/v1/endpoints/{endpoint}/drift"), None);
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).expect("JSON");
+        if v["versions"][0]["report"]["current_rows"].as_u64() == Some(rows) {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{rows} rows not profiled within 10 s: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn column<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["columns"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["column"] == name))
+        .unwrap_or_else(|| panic!("no column {name} in {report}"))
+}
+
+#[test]
+fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let store = store.to_str().expect("utf-8");
+    let server = common::Server::start(&["--store", store, "up", "--poll-ms", "100"]);
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["--store", store])
+            .args(args)
+            .output()
+            .expect("berth runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let model = fixtures().join("models/lgbm_classifier.txt");
+    let reference = fixtures().join("data/churn_train.parquet");
+    cli(&[
+        "models",
+        "register",
+        "churn",
+        model.to_str().expect("utf-8"),
+        "--reference",
+        reference.to_str().expect("utf-8"),
+    ]);
+    cli(&["alias", "set", "churn@champion", "2"]);
+    cli(&["endpoints", "set", "churn-moved", "churn@champion"]);
+    // Both endpoints serve version 2 once the server has picked the changes up.
+    let started = Instant::now();
+    loop {
+        let (status, head, _) =
+            server.request("POST", "/v2/models/churn-moved/infer", Some(&body(1, 0.0)));
+        if status == 200 && head.contains("x-berth-version: churn/2") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not served: {status} {head}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    for _ in 0..3 {
+        let (status, _, text) =
+            server.request("POST", "/v2/models/churn/infer", Some(&body(200, 0.0)));
+        assert_eq!(status, 200, "{text}");
+        let (status, _, text) = server.request(
+            "POST",
+            "/v2/models/churn-moved/infer",
+            Some(&body(200, 120.0)),
+        );
+        assert_eq!(status, 200, "{text}");
+    }
+
+    let like = drift(&server, "churn", 600);
+    assert_eq!(like["versions"][0]["version"], 2, "{like}");
+    let tenure = column(&like["versions"][0]["report"], "tenure_months");
+    assert_eq!(
+        tenure["drift"], false,
+        "traffic like the training data: {tenure}"
+    );
+
+    // The probe request above is in churn-moved's window too.
+    let moved = drift(&server, "churn-moved", 601);
+    let tenure = column(&moved["versions"][0]["report"], "tenure_months");
+    assert_eq!(
+        tenure["drift"], true,
+        "tenure moved by 120 months: {tenure}"
+    );
+    let monthly = column(&moved["versions"][0]["report"], "monthly_charges");
+    assert_eq!(monthly["drift"], false, "an unmoved feature: {monthly}");
+
+    let (_, _, metrics) = server.request("GET", "/metrics", None);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("berth_feature_drift{")
+                && l.contains("endpoint=\"churn-moved\"")
+                && l.contains("feature=\"tenure_months\"")),
+        "a drift gauge per feature"
+    );
+    let (status, _, _) =
+        server.request("GET", "/api/v1/endpoints/churn/drift?from=yesterday", None);
+    assert_eq!(status, 400, "a bad time is refused");
+
+    let (status, _) = server.stop();
+    assert!(status.success());
+}
