@@ -1,6 +1,7 @@
 //! `berth drift compare`: drift between two files (Parquet or CSV), as a table, JSON, and an
-//! optional self-contained HTML report. Finding drift is a result, not a failure: the exit code
-//! is 0 either way (2 for unreadable input, as every command).
+//! optional self-contained HTML report; `berth drift live ENDPOINT --since 1h`: the drift of a
+//! running server's traffic (its `/api/v1/endpoints/{e}/drift`). Finding drift is a result, not
+//! a failure: the exit code is 0 either way (2 for unreadable input, as every command).
 
 use std::path::PathBuf;
 
@@ -14,6 +15,41 @@ use crate::table::Table;
 pub enum DriftCommand {
     /// Compare a current data file with a reference file, column by column.
     Compare(CompareArgs),
+    /// The drift of an endpoint's live traffic against its version's reference data, as a
+    /// running `berth up` has profiled it.
+    Live(LiveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// The endpoint (or `MODEL@ALIAS`, `MODEL`) clients call.
+    endpoint: String,
+    /// How far back: a number and a unit (s, m, h, d), e.g. 30m or 1h.
+    #[arg(long, default_value = "1h", value_parser = parse_since)]
+    since: chrono::Duration,
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "BERTH_SERVER")]
+    server: String,
+    /// Output on standard output.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+fn parse_since(s: &str) -> Result<chrono::Duration, String> {
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(unit_at);
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("expected a number and a unit (s, m, h, d), e.g. 1h; got '{s}'"))?;
+    match unit {
+        "s" => Ok(chrono::Duration::seconds(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        "h" | "" => Ok(chrono::Duration::hours(n)),
+        "d" => Ok(chrono::Duration::days(n)),
+        other => Err(format!(
+            "unknown unit '{other}' in '{s}': expected s, m, h or d"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,7 +90,71 @@ fn parse_method(s: &str) -> Result<Method, String> {
 pub fn run(command: DriftCommand) -> anyhow::Result<()> {
     match command {
         DriftCommand::Compare(args) => compare(args),
+        DriftCommand::Live(args) => crate::block_on(live(args)),
     }
+}
+
+/// One version's part of a live drift answer.
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+struct LiveVersion {
+    model: String,
+    version: i64,
+    windows: usize,
+    report: DriftReport,
+}
+
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+struct LiveDrift {
+    endpoint: String,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    versions: Vec<LiveVersion>,
+}
+
+async fn live(args: LiveArgs) -> anyhow::Result<()> {
+    let to = chrono::Utc::now();
+    let from = to - args.since;
+    let time =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let url = format!(
+        "{}/api/v1/endpoints/{}/drift",
+        args.server.trim_end_matches('/'),
+        args.endpoint
+    );
+    let response = reqwest::Client::new()
+        .get(format!("{url}?from={}&to={}", time(from), time(to)))
+        .send()
+        .await
+        .with_context(|| format!("asking the server at {}", args.server))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        anyhow::bail!("{url}: {status}: {body}");
+    }
+    let drift: LiveDrift = response
+        .json()
+        .await
+        .with_context(|| format!("{url}: not a drift answer"))?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&drift)?);
+        return Ok(());
+    }
+    if drift.versions.is_empty() {
+        println!(
+            "{}: no profiled traffic between {} and {} (only versions registered with reference \
+             data are profiled)",
+            drift.endpoint, drift.from, drift.to
+        );
+    }
+    for v in &drift.versions {
+        let reference = format!("reference data of {}/{}", v.model, v.version);
+        let current = format!(
+            "{} traffic, {} to {} ({} one-minute windows)",
+            drift.endpoint, drift.from, drift.to, v.windows
+        );
+        print!("{}", render_table(&v.report, &reference, &current));
+    }
+    Ok(())
 }
 
 fn compare(args: CompareArgs) -> anyhow::Result<()> {
