@@ -164,6 +164,7 @@ fn the_readme_curl_examples_work() {
         ("\"/metrics\"", "/metrics"),
         ("\"/api/v1/models/\" + ", "/api/v1/models/churn"),
         ("\"/v2/models/\" + ", "/v2/models/churn"),
+        ("\"/api/v1/endpoints/\" + ", "/api/v1/endpoints/churn/drift"),
     ] {
         assert!(page.contains(in_page), "the page reads {in_page}");
         let (status, _, body) = server.request("GET", url, None);
