@@ -1,22 +1,10 @@
 //! `berth drift compare` end to end: the real binary on the drift fixtures.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/drift")
-}
+use std::process::Output;
 
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .output()
-        .expect("berth runs")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use common::{berth, fixtures, path};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -29,8 +17,8 @@ fn the_table_flags_the_shifted_features_and_writes_an_html_report() {
     let out = berth(&[
         "drift",
         "compare",
-        path(&fixtures().join("reference_10k.parquet")),
-        path(&fixtures().join("current_10k.parquet")),
+        path(&fixtures().join("drift/reference_10k.parquet")),
+        path(&fixtures().join("drift/current_10k.parquet")),
         "--html",
         path(&html),
     ]);
@@ -67,7 +55,7 @@ fn the_table_flags_the_shifted_features_and_writes_an_html_report() {
 
 #[test]
 fn json_output_carries_every_statistic() {
-    let dir = fixtures().join("oracle");
+    let dir = fixtures().join("drift/oracle");
     let out = berth(&[
         "drift",
         "compare",

@@ -1,22 +1,11 @@
 //! `berth predict` end to end: the real binary on fixture models and rows.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn berth(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .output()
-        .expect("berth runs")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use common::{berth, fixtures, path};
 
 /// Rows of a CSV as (header, records).
 fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {

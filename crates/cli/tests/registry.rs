@@ -37,6 +37,13 @@ fn fails(out: &Output, code: i32, text: &str) {
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
 }
 
+/// Asserts that `models register churn MODEL FLAGS` fails with exit code 2 and `text`.
+fn register_fails(store: &str, model: &Path, flags: &[&str], text: &str) {
+    let mut args = vec!["models", "register", "churn", path(model)];
+    args.extend_from_slice(flags);
+    fails(&berth(store, &args), 2, text);
+}
+
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).expect("JSON output")
 }
@@ -113,19 +120,10 @@ fn lifecycle(store: &str) {
     let broken = std::env::temp_dir().join(format!("berth-broken-{}.parquet", std::process::id()));
     std::fs::write(&broken, b"not a parquet file").expect("write");
     let xgb_regressor = fixture("xgb_regressor.json");
-    fails(
-        &berth(
-            store,
-            &[
-                "models",
-                "register",
-                "churn",
-                path(&xgb_regressor),
-                "--reference",
-                path(&broken),
-            ],
-        ),
-        2,
+    register_fails(
+        store,
+        &xgb_regressor,
+        &["--reference", path(&broken)],
         "reference data",
     );
     let _ = std::fs::remove_file(&broken);
@@ -137,11 +135,7 @@ fn lifecycle(store: &str) {
         (Some(2), Some(1))
     );
 
-    fails(
-        &berth(store, &["models", "register", "churn", path(&lgbm)]),
-        2,
-        "churn/2 already has these exact bytes",
-    );
+    register_fails(store, &lgbm, &[], "churn/2 already has these exact bytes");
 
     let out = ok(&berth(
         store,
@@ -315,36 +309,15 @@ fn bad_input_is_one_clear_line() {
         ),
     ] {
         std::fs::write(&sig, yaml).expect("write");
-        let args = [
-            "models",
-            "register",
-            "churn",
-            path(&xgb),
-            "--signature",
-            path(&sig),
-        ];
-        fails(&berth(store, &args), 2, problem);
+        register_fails(store, &xgb, &["--signature", path(&sig)], problem);
     }
     let garbage = dir.path().join("model.onnx");
     std::fs::write(&garbage, b"not a model").expect("write");
-    fails(
-        &berth(store, &["models", "register", "churn", path(&garbage)]),
-        2,
-        "cannot load model model.onnx",
-    );
-    fails(
-        &berth(
-            store,
-            &[
-                "models",
-                "register",
-                "churn",
-                path(&xgb),
-                "--metric",
-                "auc=high",
-            ],
-        ),
-        2,
+    register_fails(store, &garbage, &[], "cannot load model model.onnx");
+    register_fails(
+        store,
+        &xgb,
+        &["--metric", "auc=high"],
         "--metric auc=high: expected a number",
     );
     fails(

@@ -11,27 +11,10 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use parquet::arrow::ArrowWriter;
 
-/// splitmix64, seeded: the same files every run.
-struct Rng(u64);
+#[path = "support/drift_data.rs"]
+mod drift_data;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u = self.uniform().max(f64::MIN_POSITIVE);
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
-    }
-}
+use drift_data::Rng;
 
 const BATCH: usize = 100_000;
 
@@ -41,7 +24,7 @@ fn write(
     seed: u64,
     shifted: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut writer: Option<ArrowWriter<File>> = None;
     let categories = ["a", "b", "c", "d"];
     let mut done = 0;
@@ -49,20 +32,8 @@ fn write(
         let n = BATCH.min(rows - done);
         let mut columns: Vec<(String, ArrayRef)> = Vec::new();
         for j in 0..16 {
-            let (shift, scale) = match (shifted, j) {
-                (true, 0) => (0.5, 1.0),
-                (true, 1) => (0.0, 1.6),
-                _ => (0.0, 1.0),
-            };
             let values: Float64Array = (0..n)
-                .map(|_| {
-                    let z = rng.normal() * scale + shift;
-                    match j % 3 {
-                        0 => z,
-                        1 => z.exp(),
-                        _ => (z * 2.0).round(),
-                    }
-                })
+                .map(|_| rng.numeric(j, shifted))
                 .collect::<Vec<f64>>()
                 .into();
             columns.push((format!("x{j}"), Arc::new(values)));
@@ -74,19 +45,7 @@ fn write(
                 [0.4, 0.3, 0.2, 0.1]
             };
             let values: StringArray = (0..n)
-                .map(|_| {
-                    let u = rng.uniform();
-                    let mut acc = 0.0;
-                    let mut pick = categories[3];
-                    for (c, s) in categories.iter().zip(shares) {
-                        acc += s;
-                        if u < acc {
-                            pick = c;
-                            break;
-                        }
-                    }
-                    Some(pick)
-                })
+                .map(|_| Some(rng.category(&categories, &shares)))
                 .collect();
             columns.push((format!("c{j}"), Arc::new(values)));
         }

@@ -10,6 +10,12 @@ use berth_monitor::{
     compare_columns, compare_files, drift_profiles,
 };
 
+// The generator of the `make_drift_data` example.
+#[path = "../examples/support/drift_data.rs"]
+mod drift_data;
+
+use drift_data::Rng;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/drift")
 }
@@ -46,50 +52,13 @@ fn ten_thousand_rows_flag_exactly_the_shifted_features() {
     assert!(flagged(&same).is_empty());
 }
 
-/// splitmix64: a small seeded generator, enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u = self.uniform().max(f64::MIN_POSITIVE);
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * self.uniform()).cos()
-    }
-}
-
 /// 17 numeric and 3 categorical columns; when `shifted`, x0 (mean + 0.5), x1 (sd x 1.6) and
 /// c0 (shares moved) change.
 fn columns(rows: usize, seed: u64, shifted: bool) -> Vec<(String, ColumnData)> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut out = Vec::new();
     for j in 0..17 {
-        let (shift, scale) = match (shifted, j) {
-            (true, 0) => (0.5, 1.0),
-            (true, 1) => (0.0, 1.6),
-            _ => (0.0, 1.0),
-        };
-        let values: Vec<f64> = (0..rows)
-            .map(|_| {
-                let z = rng.normal() * scale + shift;
-                // A few shapes: normal, exponential-ish, rounded (ties).
-                match j % 3 {
-                    0 => z,
-                    1 => z.exp(),
-                    _ => (z * 2.0).round(),
-                }
-            })
-            .collect();
+        let values: Vec<f64> = (0..rows).map(|_| rng.numeric(j, shifted)).collect();
         out.push((format!("x{j}"), ColumnData::Numeric(values)));
     }
     for j in 0..3 {
@@ -100,15 +69,7 @@ fn columns(rows: usize, seed: u64, shifted: bool) -> Vec<(String, ColumnData)> {
         };
         let mut counts = CategoryCounts::default();
         for _ in 0..rows {
-            let u = rng.uniform();
-            let name = if u < shares[0] {
-                "a"
-            } else if u < shares[0] + shares[1] {
-                "b"
-            } else {
-                "c"
-            };
-            counts.add(name, 1);
+            counts.add(rng.category(&["a", "b", "c"], &shares), 1);
         }
         out.push((format!("c{j}"), ColumnData::Categorical(counts)));
     }

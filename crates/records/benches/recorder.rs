@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_records::{Durability, PredictionRecord, Recorder, RecorderConfig, Role};
+use berth_records::{Durability, PredictionRecord, Recorder, RecorderConfig, RecorderStats, Role};
 use berth_store::MetadataStore;
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 fn record(n: u64) -> PredictionRecord {
     PredictionRecord {
@@ -79,6 +80,45 @@ async fn fresh(dir: &std::path::Path, name: &str) -> (MetadataStore, std::path::
     (store, root.join("spool"))
 }
 
+/// What a scenario measured, once its submitting tasks are done and the recorder shut down.
+struct Run {
+    /// Every submit's latency, in nanoseconds.
+    latencies: Vec<u64>,
+    /// From the start until the last task finished submitting.
+    submitted: Duration,
+    /// From the start until shutdown had drained everything into the store.
+    total: Duration,
+    stats: RecorderStats,
+}
+
+/// Joins the submitting tasks (each returns its latencies), shuts the recorder down and
+/// asserts that every submitted record reached the store.
+async fn finish(
+    tasks: Vec<JoinHandle<Vec<u64>>>,
+    started: Instant,
+    recorder: &Recorder,
+    store: &MetadataStore,
+) -> Run {
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.expect("task"));
+    }
+    let submitted = started.elapsed();
+    let stats = recorder.shutdown().await.expect("shutdown");
+    let total = started.elapsed();
+    assert_eq!(
+        store.count_predictions().await.expect("count"),
+        latencies.len() as i64,
+        "every record stored"
+    );
+    Run {
+        latencies,
+        submitted,
+        total,
+        stats,
+    }
+}
+
 async fn group(dir: &std::path::Path) {
     const TASKS: u64 = 4;
     const PER_TASK: u64 = 50_000;
@@ -109,28 +149,18 @@ async fn group(dir: &std::path::Path) {
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.expect("task"));
-    }
-    let submitted = started.elapsed();
-    let stats = recorder.shutdown().await.expect("shutdown");
-    let total = started.elapsed();
+    let mut run = finish(tasks, started, &recorder, &store).await;
     let n = TASKS * PER_TASK;
-    assert_eq!(
-        store.count_predictions().await.expect("count"),
-        n as i64,
-        "every record stored"
-    );
+    assert_eq!(run.latencies.len() as u64, n);
     println!(
         "group: {n} submits from {TASKS} tasks in {:.2} s = {:.0} submits/s; {}; \
          all in SQLite after {:.2} s = {:.0} records/s end to end ({} went through the spool)",
-        submitted.as_secs_f64(),
-        n as f64 / submitted.as_secs_f64(),
-        describe(&mut latencies),
-        total.as_secs_f64(),
-        n as f64 / total.as_secs_f64(),
-        stats.spooled
+        run.submitted.as_secs_f64(),
+        n as f64 / run.submitted.as_secs_f64(),
+        describe(&mut run.latencies),
+        run.total.as_secs_f64(),
+        n as f64 / run.total.as_secs_f64(),
+        run.stats.spooled
     );
 }
 
@@ -166,24 +196,14 @@ async fn group_paced(dir: &std::path::Path) {
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await.expect("task"));
-    }
-    let elapsed = started.elapsed();
-    let stats = recorder.shutdown().await.expect("shutdown");
-    let n = latencies.len();
-    assert_eq!(
-        store.count_predictions().await.expect("count"),
-        n as i64,
-        "every record stored"
-    );
+    let mut run = finish(tasks, started, &recorder, &store).await;
+    let (n, elapsed) = (run.latencies.len(), run.submitted);
     println!(
         "group, paced: {n} submits in {:.2} s = {:.0} submits/s; {}; {} went through the spool",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
-        describe(&mut latencies),
-        stats.spooled
+        describe(&mut run.latencies),
+        run.stats.spooled
     );
 }
 
@@ -217,26 +237,16 @@ async fn sync(dir: &std::path::Path, tasks: u64) {
             })
         })
         .collect();
-    let mut latencies = Vec::new();
-    for h in handles {
-        latencies.extend(h.await.expect("task"));
-    }
-    let elapsed = started.elapsed();
-    let stats = recorder.shutdown().await.expect("shutdown");
-    let n = latencies.len();
-    assert_eq!(
-        store.count_predictions().await.expect("count"),
-        n as i64,
-        "every record stored"
-    );
+    let mut run = finish(handles, started, &recorder, &store).await;
+    let (n, elapsed) = (run.latencies.len(), run.submitted);
     println!(
         "sync, {tasks} concurrent: {n} durable submits in {:.2} s = {:.0} submits/s; {}; \
          {} fsyncs ({:.1} records per fsync)",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
-        describe(&mut latencies),
-        stats.fsyncs,
-        n as f64 / stats.fsyncs.max(1) as f64
+        describe(&mut run.latencies),
+        run.stats.fsyncs,
+        n as f64 / run.stats.fsyncs.max(1) as f64
     );
 }
 

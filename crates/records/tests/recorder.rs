@@ -179,6 +179,20 @@ async fn crash_with_a_spooled_segment(dir: &std::path::Path) -> (std::path::Path
     (segments[0].clone(), ids)
 }
 
+/// Reopens the recorder on the damaged spool: one corrupt frame is counted and cut, and the
+/// first 9 of the 10 records `ids` are replayed into the store.
+async fn replays_all_but_the_damaged_last_record(dir: &std::path::Path, ids: &[String]) {
+    let store = sqlite_store(dir).await;
+    let recorder = Recorder::open(config(dir), store.clone())
+        .await
+        .expect("recorder");
+    assert_eq!(recorder.stats().corrupt_frames, 1);
+    let stats = recorder.shutdown().await.expect("shutdown");
+    assert_eq!(stats.written, 9);
+    let stored: BTreeSet<String> = stored_ids(&store, "torn").await.into_iter().collect();
+    assert_eq!(stored, ids[..9].iter().cloned().collect());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_tail_is_cut_and_the_rest_replayed() {
     let dir = tempfile::tempdir().expect("dir");
@@ -192,15 +206,7 @@ async fn a_torn_tail_is_cut_and_the_rest_replayed() {
     file.set_len(whole - 7).expect("truncate");
     drop(file);
 
-    let store = sqlite_store(dir.path()).await;
-    let recorder = Recorder::open(config(dir.path()), store.clone())
-        .await
-        .expect("recorder");
-    assert_eq!(recorder.stats().corrupt_frames, 1);
-    let stats = recorder.shutdown().await.expect("shutdown");
-    assert_eq!(stats.written, 9);
-    let stored: BTreeSet<String> = stored_ids(&store, "torn").await.into_iter().collect();
-    assert_eq!(stored, ids[..9].iter().cloned().collect());
+    replays_all_but_the_damaged_last_record(dir.path(), &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,15 +219,7 @@ async fn a_corrupt_tail_is_cut_and_the_rest_replayed() {
     bytes.extend_from_slice(b"\x05\x00\x00\x00garbage after the end");
     std::fs::write(&segment, &bytes).expect("write");
 
-    let store = sqlite_store(dir.path()).await;
-    let recorder = Recorder::open(config(dir.path()), store.clone())
-        .await
-        .expect("recorder");
-    assert_eq!(recorder.stats().corrupt_frames, 1);
-    let stats = recorder.shutdown().await.expect("shutdown");
-    assert_eq!(stats.written, 9);
-    let stored: BTreeSet<String> = stored_ids(&store, "torn").await.into_iter().collect();
-    assert_eq!(stored, ids[..9].iter().cloned().collect());
+    replays_all_but_the_damaged_last_record(dir.path(), &ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,13 +1,33 @@
-//! Running the `berth` binary as a server in tests: start it on a free loopback port, talk
-//! plain HTTP/1.1 to it, stop it with SIGTERM (or kill it with SIGKILL).
+//! Running the `berth` binary in tests: once, to its exit ([`berth`]), or as a server: start
+//! it on a free loopback port, talk plain HTTP/1.1 to it, stop it with SIGTERM (or kill it with
+//! SIGKILL).
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// The repository's `fixtures` folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// Runs `berth ARGS` to its exit.
+pub fn berth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .output()
+        .expect("berth runs")
+}
+
+/// `p` as an argument.
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
 
 /// A running `berth` server. Its stderr after the banner is collected by a thread of its own
 /// (so a chatty server never blocks on a full pipe) and returned by [`Server::stop`].
