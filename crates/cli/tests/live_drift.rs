@@ -5,15 +5,12 @@
 
 mod common;
 
-use std::path::Path;
+use common::fixtures;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
 
 /// The first `n` evaluation rows after the 80 edge rows, as a V2 body; `shift` moves
 /// `tenure_months` (column 0).
@@ -66,18 +63,7 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
     let store = dir.path().join("data");
     let store = store.to_str().expect("utf-8");
     let server = common::Server::start(&["--store", store, "up", "--poll-ms", "100"]);
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["--store", store])
-            .args(args)
-            .output()
-            .expect("berth runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let cli = |args: &[&str]| common::berth_ok(&[&["--store", store], args].concat());
     let model = fixtures().join("models/lgbm_classifier.txt");
     let reference = fixtures().join("data/churn_train.parquet");
     cli(&[
@@ -144,6 +130,25 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
                 && l.contains("feature=\"tenure_months\"")),
         "a drift gauge per feature"
     );
+    // The same through the CLI.
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["drift", "live", "churn-moved", "--since", "30m", "--server"])
+        .arg(format!("http://{}", server.address))
+        .output()
+        .expect("berth runs");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tenure = table
+        .lines()
+        .find(|l| l.starts_with("tenure_months"))
+        .unwrap_or_else(|| panic!("no tenure_months row: {table}"));
+    assert!(tenure.contains(" yes "), "{tenure}");
+    assert!(table.contains("reference data of churn/2"), "{table}");
+
     let (status, _, _) =
         server.request("GET", "/api/v1/endpoints/churn/drift?from=yesterday", None);
     assert_eq!(status, 400, "a bad time is refused");

@@ -62,16 +62,7 @@ fn up_serves_the_example_and_follows_alias_moves() {
     let lgbm =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/lgbm_classifier.txt");
     let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["--store", store, "--actor", "tester"])
-            .args(args)
-            .output()
-            .expect("berth runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::berth_ok(&[&["--store", store, "--actor", "tester"], args].concat());
     };
     cli(&["models", "register", "churn", lgbm.to_str().expect("utf-8")]);
     cli(&["alias", "set", "churn@champion", "2"]);

@@ -91,6 +91,19 @@ struct Run {
     stats: RecorderStats,
 }
 
+impl Run {
+    /// "N SUBMITS in S s = R submits/s; LATENCIES", counted until the last task finished.
+    fn rate(&mut self, submits: &str) -> String {
+        let (n, elapsed) = (self.latencies.len(), self.submitted);
+        format!(
+            "{n} {submits} in {:.2} s = {:.0} submits/s; {}",
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64(),
+            describe(&mut self.latencies)
+        )
+    }
+}
+
 /// Joins the submitting tasks (each returns its latencies), shuts the recorder down and
 /// asserts that every submitted record reached the store.
 async fn finish(
@@ -197,12 +210,9 @@ async fn group_paced(dir: &std::path::Path) {
         })
         .collect();
     let mut run = finish(tasks, started, &recorder, &store).await;
-    let (n, elapsed) = (run.latencies.len(), run.submitted);
     println!(
-        "group, paced: {n} submits in {:.2} s = {:.0} submits/s; {}; {} went through the spool",
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        describe(&mut run.latencies),
+        "group, paced: {}; {} went through the spool",
+        run.rate("submits"),
         run.stats.spooled
     );
 }
@@ -238,15 +248,11 @@ async fn sync(dir: &std::path::Path, tasks: u64) {
         })
         .collect();
     let mut run = finish(handles, started, &recorder, &store).await;
-    let (n, elapsed) = (run.latencies.len(), run.submitted);
     println!(
-        "sync, {tasks} concurrent: {n} durable submits in {:.2} s = {:.0} submits/s; {}; \
-         {} fsyncs ({:.1} records per fsync)",
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        describe(&mut run.latencies),
+        "sync, {tasks} concurrent: {}; {} fsyncs ({:.1} records per fsync)",
+        run.rate("durable submits"),
         run.stats.fsyncs,
-        n as f64 / run.stats.fsyncs.max(1) as f64
+        run.latencies.len() as f64 / run.stats.fsyncs.max(1) as f64
     );
 }
 

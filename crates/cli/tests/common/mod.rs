@@ -24,6 +24,17 @@ pub fn berth(args: &[&str]) -> Output {
         .expect("berth runs")
 }
 
+/// Runs `berth ARGS`, which must succeed.
+pub fn berth_ok(args: &[&str]) {
+    let out = berth(args);
+    assert!(
+        out.status.success(),
+        "berth {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `p` as an argument.
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
