@@ -17,7 +17,6 @@
 //!   shares one among concurrent callers).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth_records::{Durability, PredictionRecord, Recorder, RecorderConfig, RecorderStats, Role};
@@ -72,12 +71,25 @@ fn describe(latencies_ns: &mut [u64]) -> String {
     )
 }
 
-async fn fresh(dir: &std::path::Path, name: &str) -> (MetadataStore, std::path::PathBuf) {
+/// A new SQLite store and a recorder on it, with `durability`, in the folder `dir/name`.
+async fn fresh(
+    dir: &std::path::Path,
+    name: &str,
+    durability: Durability,
+) -> (MetadataStore, Recorder) {
     let root = dir.join(name);
     std::fs::create_dir_all(&root).expect("bench folder");
     let url = format!("sqlite://{}?mode=rwc", root.join("berth.db").display());
     let store = MetadataStore::connect(&url).await.expect("store");
-    (store, root.join("spool"))
+    let config = RecorderConfig {
+        durability,
+        spool_dir: root.join("spool"),
+        ..RecorderConfig::default()
+    };
+    let recorder = Recorder::open(config, store.clone())
+        .await
+        .expect("recorder");
+    (store, recorder)
 }
 
 /// What a scenario measured, once its submitting tasks are done and the recorder shut down.
@@ -135,14 +147,7 @@ async fn finish(
 async fn group(dir: &std::path::Path) {
     const TASKS: u64 = 4;
     const PER_TASK: u64 = 50_000;
-    let (store, spool_dir) = fresh(dir, "group").await;
-    let config = RecorderConfig {
-        spool_dir,
-        ..RecorderConfig::default()
-    };
-    let recorder = Recorder::open(config, store.clone())
-        .await
-        .expect("recorder");
+    let (store, recorder) = fresh(dir, "group", Durability::Group).await;
     let started = Instant::now();
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
@@ -177,38 +182,50 @@ async fn group(dir: &std::path::Path) {
     );
 }
 
-/// Group mode at a pace the store keeps up with: 4 tasks, each a submit every millisecond.
-async fn group_paced(dir: &std::path::Path) {
-    const TASKS: u64 = 4;
-    let (store, spool_dir) = fresh(dir, "group-paced").await;
-    let config = RecorderConfig {
-        spool_dir,
-        ..RecorderConfig::default()
-    };
-    let recorder = Recorder::open(config, store.clone())
-        .await
-        .expect("recorder");
-    let deadline = Arc::new(Instant::now() + Duration::from_secs(3));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..TASKS)
+/// Spawns `tasks` tasks that submit records until `deadline`, one per `pace` tick if given,
+/// with `submit_durable` if `durable` (else `submit`). Each task returns its latencies (ns).
+fn submit_until(
+    recorder: &Recorder,
+    tasks: u64,
+    deadline: Instant,
+    pace: Option<Duration>,
+    durable: bool,
+) -> Vec<JoinHandle<Vec<u64>>> {
+    (0..tasks)
         .map(|t| {
-            let (recorder, deadline) = (recorder.clone(), deadline.clone());
+            let recorder = recorder.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut n = 0;
-                let mut tick = tokio::time::interval(Duration::from_millis(1));
-                while Instant::now() < *deadline {
-                    tick.tick().await;
+                let mut tick = pace.map(tokio::time::interval);
+                while Instant::now() < deadline {
+                    if let Some(tick) = tick.as_mut() {
+                        tick.tick().await;
+                    }
                     let r = record(t * 1_000_000 + n);
                     let at = Instant::now();
-                    recorder.submit(r).expect("submit");
+                    if durable {
+                        recorder.submit_durable(r).await.expect("durable");
+                    } else {
+                        recorder.submit(r).expect("submit");
+                    }
                     latencies.push(at.elapsed().as_nanos() as u64);
                     n += 1;
                 }
                 latencies
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Group mode at a pace the store keeps up with: 4 tasks, each a submit every millisecond.
+async fn group_paced(dir: &std::path::Path) {
+    const TASKS: u64 = 4;
+    let (store, recorder) = fresh(dir, "group-paced", Durability::Group).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let started = Instant::now();
+    let pace = Some(Duration::from_millis(1));
+    let tasks = submit_until(&recorder, TASKS, deadline, pace, false);
     let mut run = finish(tasks, started, &recorder, &store).await;
     println!(
         "group, paced: {}; {} went through the spool",
@@ -218,35 +235,10 @@ async fn group_paced(dir: &std::path::Path) {
 }
 
 async fn sync(dir: &std::path::Path, tasks: u64) {
-    let (store, spool_dir) = fresh(dir, &format!("sync-{tasks}")).await;
-    let config = RecorderConfig {
-        durability: Durability::Sync,
-        spool_dir,
-        ..RecorderConfig::default()
-    };
-    let recorder = Recorder::open(config, store.clone())
-        .await
-        .expect("recorder");
+    let (store, recorder) = fresh(dir, &format!("sync-{tasks}"), Durability::Sync).await;
     let deadline = Instant::now() + Duration::from_secs(3);
     let started = Instant::now();
-    let deadline = Arc::new(deadline);
-    let handles: Vec<_> = (0..tasks)
-        .map(|t| {
-            let (recorder, deadline) = (recorder.clone(), deadline.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut n = 0;
-                while Instant::now() < *deadline {
-                    let r = record(t * 1_000_000 + n);
-                    let at = Instant::now();
-                    recorder.submit_durable(r).await.expect("durable");
-                    latencies.push(at.elapsed().as_nanos() as u64);
-                    n += 1;
-                }
-                latencies
-            })
-        })
-        .collect();
+    let handles = submit_until(&recorder, tasks, deadline, None, true);
     let mut run = finish(handles, started, &recorder, &store).await;
     println!(
         "sync, {tasks} concurrent: {}; {} fsyncs ({:.1} records per fsync)",
