@@ -128,24 +128,16 @@ impl Deployment {
         caller: &Caller<'_>,
     ) -> Result<Prediction, ServeError> {
         let rows = validate(&self.signature, columns)?;
-        let profiled = match (&self.watchers.profiles, &self.monitored) {
+        let profiling = match (&self.watchers.profiles, &self.monitored) {
             (Some(profiles), Some((reference, signature))) => {
-                Some((profiles, reference, signature, rows.clone()))
+                Some((profiles, reference, signature))
             }
             _ => None,
         };
-        let inputs = self.watchers.recorder.as_ref().map(|_| rows.clone());
+        // One copy of the rows, for whoever watches them (the record reads it, the profiler
+        // then takes it).
+        let kept = (profiling.is_some() || self.watchers.recorder.is_some()).then(|| rows.clone());
         let batched = self.batcher.predict(rows).await?;
-        if let Some((profiles, reference, signature, rows)) = profiled {
-            profiles.observe(
-                caller.endpoint,
-                &self.model,
-                self.version,
-                reference,
-                signature,
-                rows,
-            );
-        }
         self.watchers.metrics.observe_batch(
             &self.label(),
             batched.queued,
@@ -153,7 +145,7 @@ impl Deployment {
             batched.batch_rows,
         );
         let id = PredictionRecord::new_id();
-        if let (Some((recorder, durability)), Some(inputs)) = (&self.watchers.recorder, inputs) {
+        if let (Some((recorder, durability)), Some(inputs)) = (&self.watchers.recorder, &kept) {
             let record = PredictionRecord {
                 id: id.clone(),
                 time: caller.time,
@@ -164,7 +156,7 @@ impl Deployment {
                 protocol: caller.protocol.to_string(),
                 rows: inputs.rows(),
                 latency: caller.arrived.elapsed(),
-                inputs: self.input_columns(&inputs),
+                inputs: self.input_columns(inputs),
                 outputs: output_columns(&batched.outputs),
             };
             match durability {
@@ -179,6 +171,16 @@ impl Deployment {
                     }
                 }
             }
+        }
+        if let (Some((profiles, reference, signature)), Some(rows)) = (profiling, kept) {
+            profiles.observe(
+                caller.endpoint,
+                &self.model,
+                self.version,
+                reference,
+                signature,
+                rows,
+            );
         }
         Ok(Prediction { id, batched })
     }
