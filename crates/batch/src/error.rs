@@ -17,29 +17,9 @@ pub enum BatchError {
         path: PathBuf,
         expected: &'static str,
     },
-    #[error("{}: {problem}", path.display())]
-    Read { path: PathBuf, problem: String },
-    #[error("{}: the model needs columns that are not in the file: {}; the file has: {}", path.display(), missing.join(", "), present.join(", "))]
-    MissingColumns {
-        path: PathBuf,
-        missing: Vec<String>,
-        present: Vec<String>,
-    },
-    #[error("{}: the model has no feature names, so the file must have exactly {expected} feature columns in model order; it has {got} ({})", path.display(), columns.join(", "))]
-    ColumnCount {
-        path: PathBuf,
-        expected: usize,
-        got: usize,
-        columns: Vec<String>,
-    },
-    #[error("{}: row {row}, column '{column}': expected {expected}, got {got}", path.display())]
-    Value {
-        path: PathBuf,
-        row: usize,
-        column: String,
-        expected: &'static str,
-        got: String,
-    },
+    /// Reading the input failed.
+    #[error(transparent)]
+    Table(#[from] berth_tables::TableError),
     #[error("{}: rows {first_row}..{last_row}: {source}", path.display())]
     Predict {
         path: PathBuf,
@@ -55,13 +35,6 @@ impl BatchError {
         BatchError::Io {
             path: path.into(),
             source,
-        }
-    }
-
-    pub(crate) fn read(path: impl Into<PathBuf>, problem: impl ToString) -> Self {
-        BatchError::Read {
-            path: path.into(),
-            problem: problem.to_string(),
         }
     }
 }

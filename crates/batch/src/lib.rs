@@ -1,6 +1,6 @@
 //! Batch scoring of berth: tabular files in, predictions out.
 //!
-//! A [`source::TableReader`] streams a CSV, JSON-lines or Parquet file in chunks of rows, mapping
+//! A [`berth_tables::TableReader`] streams a CSV, JSON-lines or Parquet file in chunks of rows, mapping
 //! its columns onto the model's features by name; [`score::score_file`] runs each chunk through a
 //! [`berth_runtime::Model`] and a [`sink::TableWriter`] writes the predictions, so memory stays
 //! bounded by the chunk size whatever the file size.
@@ -8,7 +8,6 @@
 pub mod error;
 pub mod score;
 pub mod sink;
-pub mod source;
 
 pub use error::BatchError;
 pub use score::{ScoreOptions, ScoreSummary, score_file};

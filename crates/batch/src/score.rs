@@ -6,7 +6,7 @@ use berth_runtime::Model;
 
 use crate::BatchError;
 use crate::sink::TableWriter;
-use crate::source::{Features, TableReader};
+use berth_tables::{Features, TableReader};
 
 /// Knobs of a scoring run.
 #[derive(Debug, Clone)]

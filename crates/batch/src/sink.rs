@@ -1,16 +1,14 @@
 //! Writing predictions as CSV or JSON lines: the row id, then one column per output value.
 //!
-//! Output columns are named by role: `label`, `p_0, p_1, ...` for class probabilities, `value`
-//! (or `value_0, ...`) for scores; outputs whose role is `Other` (such as a tree model's raw
-//! margin) are left out. A file is written under a
-//! temporary name and renamed when complete, so a failed run never leaves a partial file that
-//! looks finished.
+//! Output columns are named as [`berth_core::output_columns`] names them (`label`, `p_0, ...`,
+//! `value`). A file is written under a temporary name and renamed when complete, so a failed run
+//! never leaves a partial file that looks finished.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use berth_core::{NamedTensor, OutputRole, TensorData};
+use berth_core::{NamedTensor, TensorData, output_columns, text_at};
 
 use crate::BatchError;
 
@@ -35,53 +33,6 @@ impl OutputFormat {
                 expected: ".csv or .jsonl",
             }),
         }
-    }
-}
-
-/// The outputs that are written, and their column names: by role, so every model's file reads
-/// the same (`label`, `p_0..`, `value`); by output name if two outputs share a role.
-fn columns_of(outputs: &[NamedTensor]) -> Vec<(usize, Vec<String>)> {
-    let written: Vec<(usize, &NamedTensor)> = outputs
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.role != OutputRole::Other)
-        .collect();
-    let unique_roles = written.iter().all(|(i, o)| {
-        written
-            .iter()
-            .filter(|(j, p)| j != i && p.role == o.role)
-            .count()
-            == 0
-    });
-    written
-        .into_iter()
-        .map(|(i, o)| {
-            let width = o.tensor.row_width();
-            let base = match (unique_roles, o.role) {
-                (true, OutputRole::Label) => "label",
-                (true, OutputRole::Probabilities) => "p",
-                (true, OutputRole::Score) => "value",
-                _ => o.name.as_str(),
-            };
-            let names = if width == 1 && o.role != OutputRole::Probabilities {
-                vec![base.to_string()]
-            } else {
-                (0..width).map(|k| format!("{base}_{k}")).collect()
-            };
-            (i, names)
-        })
-        .collect()
-}
-
-/// One value as text: shortest form that reads back to the same number.
-fn cell(data: &TensorData, i: usize) -> String {
-    match data {
-        TensorData::Bool(v) => v[i].to_string(),
-        TensorData::Int32(v) => v[i].to_string(),
-        TensorData::Int64(v) => v[i].to_string(),
-        TensorData::Fp32(v) => v[i].to_string(),
-        TensorData::Fp64(v) => v[i].to_string(),
-        TensorData::Bytes(v) => v[i].clone(),
     }
 }
 
@@ -164,7 +115,7 @@ impl TableWriter {
         outputs: &[NamedTensor],
         rows: usize,
     ) -> Result<(), BatchError> {
-        let columns = columns_of(outputs);
+        let columns = output_columns(outputs);
         let io = |e: std::io::Error, path: PathBuf| BatchError::io(path, e);
         match self.format {
             OutputFormat::Csv => {
@@ -185,7 +136,7 @@ impl TableWriter {
                     for (i, names) in &columns {
                         let data = outputs[*i].tensor.data();
                         for k in 0..names.len() {
-                            line.push_str(&csv_escape(&cell(data, r * names.len() + k)));
+                            line.push_str(&csv_escape(&text_at(data, r * names.len() + k)));
                             line.push(',');
                         }
                     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use berth_monitor::{DriftConfig, DriftReport, Method, compare_files, report_html};
+use berth_serve::monitoring::EndpointDrift;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::table::Table;
@@ -94,23 +95,6 @@ pub fn run(command: DriftCommand) -> anyhow::Result<()> {
     }
 }
 
-/// One version's part of a live drift answer.
-#[derive(Debug, serde::Deserialize, serde::Serialize)]
-struct LiveVersion {
-    model: String,
-    version: i64,
-    windows: usize,
-    report: DriftReport,
-}
-
-#[derive(Debug, serde::Deserialize, serde::Serialize)]
-struct LiveDrift {
-    endpoint: String,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-    versions: Vec<LiveVersion>,
-}
-
 async fn live(args: LiveArgs) -> anyhow::Result<()> {
     let to = chrono::Utc::now();
     let from = to - args.since;
@@ -131,7 +115,7 @@ async fn live(args: LiveArgs) -> anyhow::Result<()> {
         let body = response.text().await.unwrap_or_default();
         anyhow::bail!("{url}: {status}: {body}");
     }
-    let drift: LiveDrift = response
+    let drift: EndpointDrift = response
         .json()
         .await
         .with_context(|| format!("{url}: not a drift answer"))?;
@@ -153,6 +137,11 @@ async fn live(args: LiveArgs) -> anyhow::Result<()> {
             drift.endpoint, drift.from, drift.to, v.windows
         );
         print!("{}", render_table(&v.report, &reference, &current));
+        if let Some(outputs) = &v.outputs {
+            let reference = format!("outputs of {}/{} on its reference data", v.model, v.version);
+            println!("\nPrediction drift");
+            print!("{}", render_table(outputs, &reference, &current));
+        }
     }
     Ok(())
 }

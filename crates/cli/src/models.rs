@@ -36,6 +36,10 @@ pub struct RegisterArgs {
     /// Reference data the model was trained on (.parquet or .csv).
     #[arg(long)]
     reference: Option<PathBuf>,
+    /// Drift settings YAML for this version (method, threshold, per-column overrides; see
+    /// docs/MONITORING.md); the sample-size aware default when absent.
+    #[arg(long, value_name = "FILE")]
+    drift: Option<PathBuf>,
     /// A tag, KEY=VALUE (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
@@ -131,10 +135,15 @@ async fn register(args: RegisterArgs, store: &StoreArgs) -> anyhow::Result<()> {
         Some(path) => Some((file_name(path), read(path)?.into())),
         None => None,
     };
+    let drift = match &args.drift {
+        Some(path) => Some(crate::read_yaml_file(path, "drift settings")?),
+        None => None,
+    };
     let request = RegisterRequest {
         description: args.description,
         signature,
         reference,
+        drift,
         tags: key_values("tag", &args.tags)?,
         metrics,
         lineage: Lineage {

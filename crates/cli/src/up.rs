@@ -17,7 +17,7 @@ use berth_runtime::LoadOptions;
 use berth_serve::deployment::Watchers;
 use berth_serve::live::LiveRoutes;
 use berth_serve::metrics::ServeMetrics;
-use berth_serve::monitoring::{LiveProfiles, drift_router};
+use berth_serve::monitoring::{LiveProfiles, LiveProfilesConfig, drift_router};
 use clap::Args;
 
 use crate::batching_args::BatchArgs;
@@ -42,6 +42,9 @@ pub struct UpArgs {
     /// Keep no prediction records.
     #[arg(long)]
     no_records: bool,
+    /// Profile no live traffic (no live drift, prediction drift or data-quality gauges).
+    #[arg(long)]
+    no_profiles: bool,
     /// When a prediction record is safe: `group` (written every flush interval; a kill -9 can
     /// lose that window) or `sync` (on disk before the answer is sent).
     #[arg(long, value_parser = ["group", "sync"])]
@@ -111,13 +114,18 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
         if let Some((recorder, _)) = &recorder {
             recorder.register_metrics(r);
         }
-        profiles = Some(LiveProfiles::start(r));
+        if !args.no_profiles {
+            profiles = Some(LiveProfiles::start(
+                r,
+                registry.metadata().clone(),
+                LiveProfilesConfig::default(),
+            ));
+        }
     });
-    let profiles = profiles.context("starting the live profiles")?;
     let watchers = Watchers {
         metrics: Arc::new(metrics),
         recorder: recorder.clone(),
-        profiles: Some(profiles.clone()),
+        profiles: profiles.clone(),
     };
     let live = Arc::new(LiveRoutes::new(
         registry.clone(),
@@ -132,8 +140,11 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
         .watch(Duration::from_millis(args.poll_ms.max(50)));
     let app = berth_serve::admin_router(registry)
         .merge(berth_serve::inference_router(live.router()))
-        .merge(berth_serve::dashboard_router())
-        .merge(drift_router(profiles));
+        .merge(berth_serve::dashboard_router());
+    let app = match &profiles {
+        Some(profiles) => app.merge(drift_router(profiles.clone())),
+        None => app,
+    };
     let bound = crate::server::bind(args.listen).await?;
     let address = bound.address;
     eprintln!(
@@ -145,6 +156,11 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     eprintln!("  models:     http://{address}/v2/models/churn");
     eprintln!("  admin API:  http://{address}/api/v1/models (OpenAPI: /api/v1/openapi.json)");
     crate::server::serve_until_signal(bound, app).await?;
+    if let Some(profiles) = &profiles
+        && let Err(e) = profiles.flush().await
+    {
+        eprintln!("warning: the last profile windows were not written: {e}");
+    }
     if let Some((recorder, _)) = recorder {
         let stats = recorder
             .shutdown()

@@ -1,7 +1,8 @@
 //! Live drift end to end: a version registered with reference data is profiled as it serves;
-//! `GET /api/v1/endpoints/{e}/drift` compares an endpoint's traffic with the reference, and
-//! `berth_feature_drift` gauges show it. Traffic like the training data shows the rows it
-//! received; traffic with one feature moved flags that feature.
+//! `GET /api/v1/endpoints/{e}/drift` compares an endpoint's traffic (inputs and the model's
+//! outputs) with the reference, by the version's drift settings, and gauges show it. Traffic like
+//! the training data shows the rows it received; traffic with one feature moved flags that
+//! feature. The windows are in the store, so a restarted server still answers for them.
 
 mod common;
 
@@ -12,12 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The first `n` evaluation rows after the 80 edge rows, as a V2 body; `shift` moves
+/// Evaluation rows the traffic is made of (after the 80 edge rows), sent in three requests of
+/// 200; the rest are the reference.
+const TRAFFIC_ROWS: usize = 600;
+
+/// `n` evaluation rows from `first` after the 80 edge rows, as a V2 body; `shift` moves
 /// `tenure_months` (column 0).
-fn body(n: usize, shift: f64) -> String {
+fn body(first: usize, n: usize, shift: f64) -> String {
     let text = std::fs::read_to_string(fixtures().join("data/eval_features.csv")).expect("rows");
     let mut data = Vec::new();
-    for line in text.lines().skip(1 + 80).take(n) {
+    for line in text.lines().skip(1 + 80 + first).take(n) {
         for (c, v) in line.split(',').skip(1).enumerate() {
             data.push(match v.parse::<f64>() {
                 Ok(x) if c == 0 => format!("{}", x + shift),
@@ -65,22 +70,57 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
     let server = common::Server::start(&["--store", store, "up", "--poll-ms", "100"]);
     let cli = |args: &[&str]| common::berth_ok(&[&["--store", store], args].concat());
     let model = fixtures().join("models/lgbm_classifier.txt");
-    let reference = fixtures().join("data/churn_train.parquet");
-    cli(&[
-        "models",
-        "register",
-        "churn",
-        model.to_str().expect("utf-8"),
-        "--reference",
-        reference.to_str().expect("utf-8"),
-    ]);
+    // Reference data as the model takes it (categories as codes), so that its outputs are
+    // profiled too: the ordinary evaluation rows the traffic below does not use.
+    let reference = dir.path().join("reference.csv");
+    let rows = std::fs::read_to_string(fixtures().join("data/eval_features.csv")).expect("rows");
+    let without_id: Vec<&str> = rows
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || *i > 1 + 80 + TRAFFIC_ROWS)
+        .map(|(_, l)| l.split_once(',').map_or(l, |(_, rest)| rest))
+        .collect();
+    std::fs::write(&reference, without_id.join("\n")).expect("write");
+    let register = |drift: &std::path::Path| {
+        common::berth(&[
+            "--store",
+            store,
+            "models",
+            "register",
+            "churn",
+            model.to_str().expect("utf-8"),
+            "--reference",
+            reference.to_str().expect("utf-8"),
+            "--drift",
+            drift.to_str().expect("utf-8"),
+        ])
+    };
+    let bad = dir.path().join("bad-drift.yaml");
+    std::fs::write(&bad, "threshold: -1\n").expect("write");
+    let refused = register(&bad);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "bad drift settings are refused"
+    );
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("threshold: expected a number above 0, got -1"),
+        "{message}"
+    );
+    let settings = dir.path().join("drift.yaml");
+    std::fs::write(&settings, "columns:\n  monthly_charges:\n    method: psi\n").expect("write");
+    assert!(register(&settings).status.success());
     cli(&["alias", "set", "churn@champion", "2"]);
     cli(&["endpoints", "set", "churn-moved", "churn@champion"]);
     // Both endpoints serve version 2 once the server has picked the changes up.
     let started = Instant::now();
     loop {
-        let (status, head, _) =
-            server.request("POST", "/v2/models/churn-moved/infer", Some(&body(1, 0.0)));
+        let (status, head, _) = server.request(
+            "POST",
+            "/v2/models/churn-moved/infer",
+            Some(&body(0, 1, 0.0)),
+        );
         if status == 200 && head.contains("x-berth-version: churn/2") {
             break;
         }
@@ -91,14 +131,17 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    for _ in 0..3 {
-        let (status, _, text) =
-            server.request("POST", "/v2/models/churn/infer", Some(&body(200, 0.0)));
+    for first in [0, 200, 400] {
+        let (status, _, text) = server.request(
+            "POST",
+            "/v2/models/churn/infer",
+            Some(&body(first, 200, 0.0)),
+        );
         assert_eq!(status, 200, "{text}");
         let (status, _, text) = server.request(
             "POST",
             "/v2/models/churn-moved/infer",
-            Some(&body(200, 120.0)),
+            Some(&body(first, 200, 120.0)),
         );
         assert_eq!(status, 200, "{text}");
     }
@@ -120,16 +163,53 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
     );
     let monthly = column(&moved["versions"][0]["report"], "monthly_charges");
     assert_eq!(monthly["drift"], false, "an unmoved feature: {monthly}");
-
-    let (_, _, metrics) = server.request("GET", "/metrics", None);
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("berth_feature_drift{")
-                && l.contains("endpoint=\"churn-moved\"")
-                && l.contains("feature=\"tenure_months\"")),
-        "a drift gauge per feature"
+    assert_eq!(
+        monthly["method"], "psi",
+        "the version's drift settings: {monthly}"
     );
+    assert_eq!(
+        tenure["method"], "ks",
+        "the default below 1000 rows: {tenure}"
+    );
+
+    // Prediction drift: the model's outputs against its outputs on the reference data.
+    let outputs = &like["versions"][0]["outputs"];
+    assert_eq!(outputs["current_rows"], 600, "{outputs}");
+    let p1 = column(outputs, "p_1");
+    assert_eq!(
+        p1["drift"], false,
+        "outputs of traffic like the training data: {p1}"
+    );
+    column(outputs, "label");
+
+    // The gauges are refreshed after each flush (every 5 s).
+    let gauges = [
+        ("berth_feature_drift{", "feature=\"tenure_months\""),
+        ("berth_prediction_drift{", "output=\"p_1\""),
+        ("berth_data_quality{", "check=\"out_of_range_share\""),
+    ];
+    let started = Instant::now();
+    loop {
+        let (_, _, metrics) = server.request("GET", "/metrics", None);
+        let missing: Vec<_> = gauges
+            .iter()
+            .filter(|(name, label)| {
+                !metrics.lines().any(|l| {
+                    l.starts_with(name)
+                        && l.contains("endpoint=\"churn-moved\"")
+                        && l.contains(label)
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "gauges {missing:?} missing: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     // The same through the CLI.
     let out = Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["drift", "live", "churn-moved", "--since", "30m", "--server"])
@@ -148,11 +228,28 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
         .unwrap_or_else(|| panic!("no tenure_months row: {table}"));
     assert!(tenure.contains(" yes "), "{tenure}");
     assert!(table.contains("reference data of churn/2"), "{table}");
+    assert!(
+        table.contains("Prediction drift") && table.lines().any(|l| l.starts_with("p_1")),
+        "{table}"
+    );
 
     let (status, _, _) =
         server.request("GET", "/api/v1/endpoints/churn/drift?from=yesterday", None);
     assert_eq!(status, 400, "a bad time is refused");
+    let (status, _, text) = server.request("GET", "/api/v1/endpoints/nope/drift", None);
+    assert_eq!(status, 404, "{text}");
+    assert!(
+        text.contains("no endpoint named") && text.contains("nope"),
+        "{text}"
+    );
 
+    // The windows are in the store: a restarted server (another replica id) still has them.
+    let (status, _) = server.stop();
+    assert!(status.success());
+    let server = common::Server::start(&["--store", store, "up", "--poll-ms", "100"]);
+    let again = drift(&server, "churn-moved", 601);
+    let tenure = column(&again["versions"][0]["report"], "tenure_months");
+    assert_eq!(tenure["drift"], true, "after a restart: {tenure}");
     let (status, _) = server.stop();
     assert!(status.success());
 }

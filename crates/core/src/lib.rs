@@ -6,10 +6,12 @@
 
 mod matrix;
 mod model;
+mod outputs;
 mod signature;
 mod tensor;
 
 pub use matrix::{FeatureMatrix, MatrixError};
 pub use model::{ModelFormat, ModelInfo, NamedTensor, OutputRole, OutputSpec, Task};
+pub use outputs::{OutputValues, output_columns, output_values, text_at};
 pub use signature::{DefaultValue, Field, FieldType, OutputField, Signature, SignatureError};
 pub use tensor::{Dim, ElementType, Tensor, TensorData, TensorError, TensorSpec};

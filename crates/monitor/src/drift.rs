@@ -102,6 +102,7 @@ impl std::fmt::Display for Method {
 
 /// Method and threshold of one column; `None` fields fall back to the global setting.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ColumnConfig {
     pub method: Option<Method>,
     pub threshold: Option<f64>,
@@ -109,7 +110,7 @@ pub struct ColumnConfig {
 
 /// How drift is decided, per model; the default is documented in the crate docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct DriftConfig {
     /// Method for every column it applies to; `None`: the sample-size aware default.
     pub method: Option<Method>,
@@ -132,6 +133,44 @@ impl Default for DriftConfig {
 }
 
 impl DriftConfig {
+    /// Checks the settings make sense: thresholds of tests (p-values) in (0, 1), of distances
+    /// above 0, and a data set share in (0, 1]. Every problem is listed.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let mut check = |field: String, method: Option<Method>, threshold: Option<f64>| {
+            let Some(t) = threshold else { return };
+            let test = method.is_some_and(Method::is_test);
+            let ok = t.is_finite() && t > 0.0 && (!test || t < 1.0);
+            if !ok {
+                let expected = if test {
+                    "a p-value in (0, 1)"
+                } else {
+                    "a number above 0"
+                };
+                problems.push(format!("{field}: expected {expected}, got {t}"));
+            }
+        };
+        check("threshold".into(), self.method, self.threshold);
+        for (name, column) in &self.columns {
+            check(
+                format!("columns.{name}.threshold"),
+                column.method.or(self.method),
+                column.threshold,
+            );
+        }
+        if !(self.dataset_share > 0.0 && self.dataset_share <= 1.0) {
+            problems.push(format!(
+                "dataset_share: expected a share in (0, 1], got {}",
+                self.dataset_share
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
     /// The method and configured threshold for a column of `kind` with `n` and `m` values.
     pub fn choose(&self, column: &str, kind: ColumnKind, n: u64, m: u64) -> (Method, f64) {
         let own = self.columns.get(column);

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use berth_core::{NamedTensor, OutputValues, output_values};
 use serde::{Deserialize, Serialize};
 
 use crate::bins::{DEFAULT_BINS, quantile_edges, slot, slot_count};
@@ -334,6 +335,35 @@ impl ReferenceProfile {
         Ok(builder.finish())
     }
 
+    /// The reference of a model's outputs, from its predictions on reference data (in
+    /// batches): one column per output value as [`berth_core::output_values`] names them
+    /// (labels categorical, scores and probabilities numeric).
+    pub fn from_outputs(batches: &[Vec<NamedTensor>]) -> ReferenceProfile {
+        let mut columns: Vec<(String, ColumnData)> = Vec::new();
+        for outputs in batches {
+            for (i, (name, values)) in output_values(outputs).into_iter().enumerate() {
+                if columns.len() == i {
+                    let empty = match values {
+                        OutputValues::Numbers(_) => ColumnData::Numeric(Vec::new()),
+                        OutputValues::Labels(_) => {
+                            ColumnData::Categorical(CategoryCounts::default())
+                        }
+                    };
+                    columns.push((name.clone(), empty));
+                }
+                match (&mut columns[i], values) {
+                    ((_, ColumnData::Numeric(all)), OutputValues::Numbers(v)) => all.extend(v),
+                    ((_, ColumnData::Categorical(counts)), OutputValues::Labels(v)) => {
+                        v.iter().for_each(|label| counts.add(label, 1))
+                    }
+                    // Every batch of one model has the same outputs.
+                    _ => {}
+                }
+            }
+        }
+        ReferenceProfile::from_columns(columns)
+    }
+
     pub fn column(&self, name: &str) -> Option<&ReferenceColumn> {
         self.columns.iter().find(|c| c.name == name)
     }
@@ -436,6 +466,19 @@ impl<'r> ProfileBuilder<'r> {
                 moments.push(x);
                 if let Some(c) = histogram.get_mut(slot(edges, x)) {
                     *c += 1;
+                }
+            }
+        }
+    }
+
+    /// Adds a batch of a model's outputs, one column per output value (see
+    /// [`ReferenceProfile::from_outputs`]).
+    pub fn observe_outputs(&mut self, outputs: &[NamedTensor]) {
+        for (name, values) in output_values(outputs) {
+            match values {
+                OutputValues::Numbers(v) => self.observe_numeric(&name, &v),
+                OutputValues::Labels(v) => {
+                    self.observe_categories(&name, v.iter().map(|l| Some(l.as_str())))
                 }
             }
         }

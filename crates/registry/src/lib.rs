@@ -8,6 +8,7 @@
 mod error;
 pub mod names;
 pub mod policy;
+mod reference;
 mod signature_file;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -16,8 +17,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_core::{ModelInfo, Signature};
-use berth_runtime::LoadOptions;
+use berth_core::Signature;
+use berth_monitor::DriftConfig;
+use berth_runtime::{LoadOptions, Model};
 use berth_store::{
     AliasRecord, ArtifactStore, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage,
     MetadataStore, ModelRecord, NewVersion, StoreConfig, VersionRecord,
@@ -55,6 +57,8 @@ pub struct RegisterRequest {
     pub signature: Option<Signature>,
     /// Reference data (Parquet or CSV bytes) and its file name.
     pub reference: Option<(String, Bytes)>,
+    /// How drift is decided for this version; the default when absent.
+    pub drift: Option<DriftConfig>,
     pub tags: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
     pub lineage: Lineage,
@@ -171,14 +175,15 @@ impl Registry {
     ) -> Result<VersionRecord, RegistryError> {
         check_name("model", model)?;
         // Loading a large model takes a while: keep it off the async workers.
-        let info = {
+        let loaded = {
             let (name, bytes) = (file_name.to_string(), artifact.clone());
-            tokio::task::spawn_blocking(move || load_info(&name, &bytes))
+            tokio::task::spawn_blocking(move || load_model(&name, &bytes))
                 .await
                 .map_err(|e| {
                     RegistryError::Invalid(format!("{file_name}: loading failed: {e}"))
                 })??
         };
+        let info = loaded.info().clone();
         let signature = match request.signature {
             Some(sig) => {
                 sig.check(&info)
@@ -200,7 +205,12 @@ impl Registry {
                 existing.version
             )));
         }
-        let reference = match &request.reference {
+        if let Some(drift) = &request.drift {
+            drift
+                .validate()
+                .map_err(|e| RegistryError::Invalid(format!("drift settings: {e}")))?;
+        }
+        let reference = match request.reference {
             Some((name, bytes)) => {
                 let lower = name.to_ascii_lowercase();
                 if !(lower.ends_with(".parquet") || lower.ends_with(".csv")) {
@@ -208,8 +218,18 @@ impl Registry {
                         "reference data {name}: expected a .parquet or .csv file"
                     )));
                 }
-                let profile = reference_profile(name, bytes.clone()).await?;
-                Some((self.artifacts.put(bytes.clone()).await?, profile))
+                // Reading and scoring the data is CPU work: off the async workers.
+                let profiles = {
+                    let (bytes, signature) = (bytes.clone(), signature.clone());
+                    tokio::task::spawn_blocking(move || {
+                        reference::profile_reference(&name, &bytes, loaded.as_ref(), &signature)
+                    })
+                    .await
+                    .map_err(|e| {
+                        RegistryError::Invalid(format!("profiling the reference data failed: {e}"))
+                    })??
+                };
+                Some((self.artifacts.put(bytes).await?, profiles))
             }
             None => None,
         };
@@ -226,7 +246,12 @@ impl Registry {
             feature_spec_sha256: None,
             reference_uri: reference.as_ref().map(|(r, _)| r.uri.clone()),
             reference_sha256: reference.as_ref().map(|(r, _)| r.sha256.clone()),
-            reference_profile: reference.map(|(_, profile)| profile),
+            output_profile: reference.as_ref().and_then(|(_, p)| p.outputs.clone()),
+            reference_profile: reference.map(|(_, p)| p.inputs),
+            drift_config: request
+                .drift
+                .as_ref()
+                .map(|d| serde_json::to_value(d).unwrap_or(Value::Null)),
             metrics: serde_json::to_value(&request.metrics).unwrap_or(Value::Null),
             lineage: request.lineage,
             tags: serde_json::to_value(&request.tags).unwrap_or(Value::Null),
@@ -470,35 +495,8 @@ impl Registry {
     }
 }
 
-/// Loads a model file with the runtime to learn (and prove) what it is.
-fn load_info(file_name: &str, artifact: &[u8]) -> Result<ModelInfo, RegistryError> {
-    let model = berth_runtime::load_bytes(Path::new(file_name), artifact, &LoadOptions::default())
-        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
-    Ok(model.info().clone())
-}
-
-/// The profile of reference data (`name` says Parquet or CSV): per column counts, missing,
-/// range, moments, quantile bins and category shares, the baseline drift is measured against.
-async fn reference_profile(name: &str, bytes: Bytes) -> Result<Value, RegistryError> {
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
-        let invalid = |e: String| RegistryError::Invalid(format!("reference data {name}: {e}"));
-        let extension = if name.to_ascii_lowercase().ends_with(".csv") {
-            ".csv"
-        } else {
-            ".parquet"
-        };
-        // The reader wants a file (Parquet is read column by column, by seeking).
-        let mut file = tempfile::Builder::new()
-            .suffix(extension)
-            .tempfile()
-            .map_err(|e| invalid(format!("cannot stage it: {e}")))?;
-        std::io::Write::write_all(&mut file, &bytes)
-            .map_err(|e| invalid(format!("cannot stage it: {e}")))?;
-        let profile = berth_monitor::ReferenceProfile::from_file(file.path())
-            .map_err(|e| invalid(e.to_string()))?;
-        serde_json::to_value(&profile).map_err(|e| invalid(e.to_string()))
-    })
-    .await
-    .map_err(|e| RegistryError::Invalid(format!("profiling the reference data failed: {e}")))?
+/// Loads a model file with the runtime, proving it loads and learning what it is.
+fn load_model(file_name: &str, artifact: &[u8]) -> Result<Box<dyn Model>, RegistryError> {
+    berth_runtime::load_bytes(Path::new(file_name), artifact, &LoadOptions::default())
+        .map_err(|e| RegistryError::Invalid(e.to_string()))
 }

@@ -172,6 +172,7 @@ async fn register_version(
         description: body.description,
         signature: body.signature,
         reference,
+        drift: body.drift,
         tags: body.tags.unwrap_or_default(),
         metrics: body.metrics.unwrap_or_default(),
         lineage: Lineage {

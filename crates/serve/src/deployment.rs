@@ -15,7 +15,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
-use berth_monitor::ReferenceProfile;
 use berth_records::{Durability, PredictionRecord, Recorder, Role};
 use berth_runtime::Model;
 use chrono::{DateTime, Utc};
@@ -23,7 +22,7 @@ use serde_json::Value;
 
 use crate::batcher::{BatchConfig, BatchError, Batched, Batcher};
 use crate::metrics::ServeMetrics;
-use crate::monitoring::LiveProfiles;
+use crate::monitoring::{LiveProfiles, VersionMonitor};
 use crate::protocol::row_value;
 use crate::validate::{Columns, ValidationError, validate};
 
@@ -75,8 +74,8 @@ pub struct Deployment {
     pub info: ModelInfo,
     batcher: Batcher,
     watchers: Watchers,
-    /// The reference profile live drift is measured against (and the signature to read rows).
-    monitored: Option<(Arc<ReferenceProfile>, Arc<Signature>)>,
+    /// What live drift is measured against; `None` when the version has no reference profile.
+    monitor: Option<Arc<VersionMonitor>>,
 }
 
 /// Why a request was not answered, mapped to a status by each protocol.
@@ -98,7 +97,7 @@ pub enum ServeError {
 
 impl Deployment {
     /// Starts serving `model` as `name`/`version` (spawns its batcher on the current runtime),
-    /// watched by `watchers`; with a `reference` profile, its inputs are profiled live.
+    /// watched by `watchers`; with a `monitor`, its inputs and outputs are profiled live.
     pub fn start(
         name: &str,
         version: i64,
@@ -106,9 +105,8 @@ impl Deployment {
         signature: Signature,
         config: BatchConfig,
         watchers: &Watchers,
-        reference: Option<ReferenceProfile>,
+        monitor: Option<VersionMonitor>,
     ) -> Self {
-        let monitored = reference.map(|r| (Arc::new(r), Arc::new(signature.clone())));
         Self {
             model: name.to_string(),
             version,
@@ -116,7 +114,7 @@ impl Deployment {
             info: model.info().clone(),
             batcher: Batcher::spawn(model, config),
             watchers: watchers.clone(),
-            monitored,
+            monitor: monitor.map(Arc::new),
         }
     }
 
@@ -127,11 +125,15 @@ impl Deployment {
         columns: &Columns,
         caller: &Caller<'_>,
     ) -> Result<Prediction, ServeError> {
-        let rows = validate(&self.signature, columns)?;
-        let profiling = match (&self.watchers.profiles, &self.monitored) {
-            (Some(profiles), Some((reference, signature))) => {
-                Some((profiles, reference, signature))
-            }
+        let rows = validate(&self.signature, columns).inspect_err(|e| {
+            self.watchers.metrics.observe_rejected(
+                &self.label(),
+                e.problems.iter().map(|p| p.field.as_str()),
+                |field| self.signature.inputs.iter().any(|f| f.name == field),
+            );
+        })?;
+        let profiling = match (&self.watchers.profiles, &self.monitor) {
+            (Some(profiles), Some(monitor)) => Some((profiles, monitor)),
             _ => None,
         };
         // One copy of the rows, for whoever watches them (the record reads it, the profiler
@@ -172,14 +174,14 @@ impl Deployment {
                 }
             }
         }
-        if let (Some((profiles, reference, signature)), Some(rows)) = (profiling, kept) {
+        if let (Some((profiles, monitor)), Some(rows)) = (profiling, kept) {
             profiles.observe(
                 caller.endpoint,
                 &self.model,
                 self.version,
-                reference,
-                signature,
+                monitor,
                 rows,
+                batched.outputs.clone(),
             );
         }
         Ok(Prediction { id, batched })

@@ -127,10 +127,7 @@ impl LiveRoutes {
             signature,
             self.batching.for_version(model, version),
             self.router.watchers(),
-            crate::monitoring::reference_of(
-                record.reference_profile.as_ref(),
-                &format!("{model}/{version}"),
-            ),
+            crate::monitoring::VersionMonitor::of(&record),
         )))
     }
 

@@ -42,6 +42,12 @@ pub struct VersionLabels {
     pub version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FieldLabels {
+    pub version: String,
+    pub field: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn seconds() -> Histogram {
@@ -61,6 +67,7 @@ pub struct ServeMetrics {
     queue_seconds: Histograms<VersionLabels>,
     compute_seconds: Histograms<VersionLabels>,
     batch_rows: Histograms<VersionLabels>,
+    rejected_fields: Family<FieldLabels, Counter>,
     in_flight: Gauge,
     loaded: Gauge,
 }
@@ -73,6 +80,7 @@ impl Default for ServeMetrics {
         let queue_seconds: Histograms<VersionLabels> = Family::new_with_constructor(seconds);
         let compute_seconds: Histograms<VersionLabels> = Family::new_with_constructor(seconds);
         let batch_rows: Histograms<VersionLabels> = Family::new_with_constructor(rows);
+        let rejected_fields = Family::<FieldLabels, Counter>::default();
         let in_flight = Gauge::default();
         let loaded = Gauge::default();
         registry.register("requests", "Inference requests answered", requests.clone());
@@ -93,6 +101,11 @@ impl Default for ServeMetrics {
         );
         registry.register("batch_rows", "Rows per model run", batch_rows.clone());
         registry.register(
+            "rejected_fields",
+            "Input values refused by validation (the request got a 400 listing them), per field of the signature; other names count as (unknown)",
+            rejected_fields.clone(),
+        );
+        registry.register(
             "in_flight_requests",
             "Inference requests being answered",
             in_flight.clone(),
@@ -105,6 +118,7 @@ impl Default for ServeMetrics {
             queue_seconds,
             compute_seconds,
             batch_rows,
+            rejected_fields,
             in_flight,
             loaded,
         }
@@ -139,6 +153,25 @@ impl ServeMetrics {
         self.batch_rows
             .get_or_create(&labels)
             .observe(batch_rows as f64);
+    }
+
+    /// Counts the values a request had refused, per field; `fields` bounds the label values
+    /// (a client's typo must not make a new series).
+    pub fn observe_rejected<'a>(
+        &self,
+        version: &str,
+        fields: impl Iterator<Item = &'a str>,
+        known: impl Fn(&str) -> bool,
+    ) {
+        for field in fields {
+            let field = if known(field) { field } else { "(unknown)" };
+            self.rejected_fields
+                .get_or_create(&FieldLabels {
+                    version: version.to_string(),
+                    field: field.to_string(),
+                })
+                .inc();
+        }
     }
 
     pub fn set_loaded_versions(&self, n: usize) {

@@ -1,31 +1,37 @@
-//! Live drift: the inputs of every prediction, summed off the hot path into one-minute profile
-//! windows per endpoint and version, against the version's reference profile (stored with the
-//! version when it was registered with reference data).
+//! Live monitoring of what is served: the inputs and outputs of every prediction, summed off the
+//! hot path into one-minute profile windows per endpoint and version, kept in the store, and
+//! compared with the version's reference profiles (stored with the version when it was
+//! registered with reference data).
 //!
 //! Serving hands each answered batch to [`LiveProfiles::observe`], which never waits: the rows
 //! go through a bounded channel (a full channel drops the observation and counts it in
 //! `berth_monitor_dropped_rows_total`) to one task that profiles them in groups and merges the
-//! result into its window — merging is adding, so windows combine exactly into any range.
-//! `GET /api/v1/endpoints/{e}/drift?from=&to=` merges the windows of a range and compares them
-//! with the reference ([`berth_monitor::drift_profiles`], the default sample-size aware
-//! method); the gauges `berth_feature_drift{endpoint,version,feature,method}` hold each
-//! feature's score over the last hour, refreshed as observations arrive.
+//! result into its window. Every [`LiveProfilesConfig::flush_interval`] the windows that
+//! changed are written to the store under this process's replica id, replacing what it wrote
+//! for them before; a store that is down only delays this (windows stay in memory until
+//! written). Merging profiles is adding, so readers combine the windows of every replica and of
+//! earlier runs of this one into any time range.
 //!
-//! Windows live in this process's memory for [`RETENTION`]; they are not yet written to the
-//! store, so each replica answers for its own traffic.
+//! `GET /api/v1/endpoints/{e}/drift?from=&to=` answers per version: input drift (`report`) and
+//! prediction drift (`outputs`) against the references, each decided by the version's drift
+//! settings. After each flush the gauges `berth_feature_drift`, `berth_prediction_drift` and
+//! `berth_data_quality` are refreshed over the last hour for the endpoints this process served.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use berth_core::{FeatureMatrix, FieldType, Signature};
+use berth_core::{FeatureMatrix, FieldType, NamedTensor, Signature};
 use berth_monitor::{
     ColumnKind, DriftConfig, DriftReport, Profile, ProfileBuilder, ReferenceProfile, drift_profiles,
 };
+use berth_store::{MetadataStore, ProfileWindowRow, VersionRecord};
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -39,10 +45,71 @@ use crate::protocol::json_error;
 
 /// How long one window lasts.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// How long windows are kept.
-pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Observations waiting for the profiling task at most.
 const QUEUE: usize = 4096;
+/// How far back the gauges look.
+const GAUGE_SPAN: Duration = Duration::from_secs(3600);
+
+/// How live profiles are kept.
+#[derive(Debug, Clone)]
+pub struct LiveProfilesConfig {
+    /// How often changed windows are written to the store (and the gauges refreshed).
+    pub flush_interval: Duration,
+    /// How long windows are kept in the store.
+    pub retention: Duration,
+}
+
+impl Default for LiveProfilesConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_secs(5),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// What a version is monitored against: its reference profiles (inputs, and outputs when the
+/// model was scored on the reference data), its drift settings, and the signature that says
+/// how to read its input rows.
+#[derive(Debug)]
+pub struct VersionMonitor {
+    pub inputs: ReferenceProfile,
+    pub outputs: Option<ReferenceProfile>,
+    pub drift: DriftConfig,
+    pub signature: Signature,
+}
+
+impl VersionMonitor {
+    /// The monitor of a stored version; `None` when it has no reference profile (or an
+    /// unreadable one, which is logged).
+    pub fn of(record: &VersionRecord) -> Option<VersionMonitor> {
+        let label = format!("{}/{}", record.model, record.version);
+        let read = |what: &str, value: Option<&serde_json::Value>| {
+            let value = value?;
+            serde_json::from_value::<ReferenceProfile>(value.clone())
+                .map_err(|e| tracing::warn!("{label}: stored {what} unreadable ({e})"))
+                .ok()
+        };
+        let inputs = read("reference profile", record.reference_profile.as_ref())?;
+        let outputs = read("output profile", record.output_profile.as_ref());
+        let drift = match &record.drift_config {
+            Some(v) => serde_json::from_value(v.clone()).unwrap_or_else(|e| {
+                tracing::warn!("{label}: stored drift settings unreadable ({e}); using defaults");
+                DriftConfig::default()
+            }),
+            None => DriftConfig::default(),
+        };
+        let signature = serde_json::from_value(record.signature.clone())
+            .map_err(|e| tracing::warn!("{label}: stored signature unreadable ({e})"))
+            .ok()?;
+        Some(VersionMonitor {
+            inputs,
+            outputs,
+            drift,
+            signature,
+        })
+    }
+}
 
 /// What identifies a window's traffic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,9 +123,40 @@ struct Key {
 struct Observation {
     key: Key,
     at: DateTime<Utc>,
-    reference: Arc<ReferenceProfile>,
-    signature: Arc<Signature>,
+    monitor: Arc<VersionMonitor>,
     rows: FeatureMatrix,
+    outputs: Vec<NamedTensor>,
+}
+
+/// A window's profiles, as stored (JSON) and merged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WindowProfiles {
+    inputs: Profile,
+    outputs: Option<Profile>,
+}
+
+impl WindowProfiles {
+    fn rows(&self) -> u64 {
+        self.inputs.rows()
+    }
+
+    fn merge(&mut self, other: &WindowProfiles) -> Result<(), berth_monitor::MonitorError> {
+        self.inputs.merge(&other.inputs)?;
+        match (&mut self.outputs, &other.outputs) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(theirs)) => {
+                self.outputs = Some(theirs.clone());
+                Ok(())
+            }
+            (_, None) => Ok(()),
+        }
+    }
+}
+
+struct Window {
+    profiles: WindowProfiles,
+    /// Changed since last written to the store.
+    dirty: bool,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,31 +167,80 @@ struct DriftLabels {
     method: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutputDriftLabels {
+    endpoint: String,
+    version: String,
+    output: String,
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QualityLabels {
+    endpoint: String,
+    version: String,
+    feature: String,
+    check: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
 #[derive(Default)]
-struct Windows {
-    /// Window start (ms since the epoch) → profile, per endpoint and version.
-    by_key: HashMap<Key, BTreeMap<i64, Profile>>,
-    references: HashMap<Key, Arc<ReferenceProfile>>,
+struct LiveState {
+    /// This process's windows not yet known to be in the store, or still filling: window
+    /// start (ms since the epoch) → profiles, per endpoint and version.
+    windows: HashMap<Key, BTreeMap<i64, Window>>,
+    monitors: HashMap<(String, i64), Arc<VersionMonitor>>,
 }
 
 /// The live profiles of every endpoint this process serves; cheap to clone.
 #[derive(Clone)]
 pub struct LiveProfiles {
     queue: mpsc::Sender<Observation>,
-    windows: Arc<Mutex<Windows>>,
+    state: Arc<Mutex<LiveState>>,
+    store: MetadataStore,
+    /// This process's id in the store's windows.
+    replica: Arc<str>,
+    config: LiveProfilesConfig,
     dropped_rows: Counter,
-    drift: Family<DriftLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    feature_drift: Family<DriftLabels, FloatGauge>,
+    prediction_drift: Family<OutputDriftLabels, FloatGauge>,
+    quality: Family<QualityLabels, FloatGauge>,
+}
+
+/// The drift of one version's traffic in a time range.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VersionDrift {
+    pub model: String,
+    pub version: i64,
+    /// One-minute windows merged (a window served by two replicas counts twice).
+    pub windows: usize,
+    /// Input drift and data quality against the reference data.
+    pub report: DriftReport,
+    /// Prediction drift against the model's outputs on the reference data; absent when the
+    /// version has no output profile.
+    pub outputs: Option<DriftReport>,
 }
 
 impl LiveProfiles {
-    /// Starts the profiling task on the current runtime; its metrics go into `registry`.
-    pub fn start(registry: &mut Registry) -> Self {
+    /// Starts the profiling and flushing tasks on the current runtime; windows go to `store`,
+    /// metrics into `registry`.
+    pub fn start(
+        registry: &mut Registry,
+        store: MetadataStore,
+        config: LiveProfilesConfig,
+    ) -> Self {
         let (queue, observations) = mpsc::channel(QUEUE);
         let profiles = Self {
             queue,
-            windows: Arc::default(),
+            state: Arc::default(),
+            store,
+            replica: uuid::Uuid::now_v7().to_string().into(),
+            config,
             dropped_rows: Counter::default(),
-            drift: Family::default(),
+            feature_drift: Family::default(),
+            prediction_drift: Family::default(),
+            quality: Family::default(),
         };
         registry.register(
             "monitor_dropped_rows",
@@ -102,10 +249,21 @@ impl LiveProfiles {
         );
         registry.register(
             "feature_drift",
-            "Drift score of each feature over the last hour against the reference",
-            profiles.drift.clone(),
+            "Drift score of each input feature over the last hour against the reference",
+            profiles.feature_drift.clone(),
         );
-        tokio::spawn(profiles.clone().run(observations));
+        registry.register(
+            "prediction_drift",
+            "Drift score of each output over the last hour against the model's outputs on the reference",
+            profiles.prediction_drift.clone(),
+        );
+        registry.register(
+            "data_quality",
+            "Data quality of each input feature over the last hour: missing_share, out_of_range_share, unseen_share, non_finite and rejected",
+            profiles.quality.clone(),
+        );
+        tokio::spawn(profiles.clone().profile(observations));
+        tokio::spawn(profiles.clone().flush_periodically());
         profiles
     }
 
@@ -115,9 +273,9 @@ impl LiveProfiles {
         endpoint: &str,
         model: &str,
         version: i64,
-        reference: &Arc<ReferenceProfile>,
-        signature: &Arc<Signature>,
+        monitor: &Arc<VersionMonitor>,
         rows: FeatureMatrix,
+        outputs: Vec<NamedTensor>,
     ) {
         let n = rows.rows() as u64;
         let observation = Observation {
@@ -127,137 +285,334 @@ impl LiveProfiles {
                 version,
             },
             at: Utc::now(),
-            reference: reference.clone(),
-            signature: signature.clone(),
+            monitor: monitor.clone(),
             rows,
+            outputs,
         };
         if self.queue.try_send(observation).is_err() {
             self.dropped_rows.inc_by(n);
         }
     }
 
-    async fn run(self, mut observations: mpsc::Receiver<Observation>) {
-        let mut pending: Vec<Observation> = Vec::new();
-        loop {
-            // Whatever arrived within a short while is profiled together.
-            let next = tokio::time::timeout(Duration::from_millis(200), observations.recv()).await;
-            match next {
-                Ok(Some(o)) => {
-                    pending.push(o);
-                    while let Ok(o) = observations.try_recv() {
-                        pending.push(o);
-                    }
-                }
-                Ok(None) => return,
-                Err(_) => {}
+    async fn profile(self, mut observations: mpsc::Receiver<Observation>) {
+        while let Some(first) = observations.recv().await {
+            // Whatever else has arrived is profiled together.
+            let mut batch = vec![first];
+            while let Ok(o) = observations.try_recv() {
+                batch.push(o);
             }
-            if !pending.is_empty() {
-                let batch = std::mem::take(&mut pending);
-                let this = self.clone();
-                // Profiling is CPU work: off the async workers.
-                let _ = tokio::task::spawn_blocking(move || this.absorb(batch)).await;
-            }
+            let this = self.clone();
+            // Profiling is CPU work: off the async workers.
+            let _ = tokio::task::spawn_blocking(move || this.absorb(batch)).await;
         }
     }
 
-    /// Profiles a group of observations into their windows and refreshes the gauges.
+    /// Profiles a group of observations into their windows.
     fn absorb(&self, batch: Vec<Observation>) {
         let mut groups: HashMap<(Key, i64), Vec<Observation>> = HashMap::new();
         for o in batch {
             let start = window_start(o.at);
             groups.entry((o.key.clone(), start)).or_default().push(o);
         }
-        let mut touched = Vec::new();
         for ((key, start), group) in groups {
-            let reference = group[0].reference.clone();
-            let mut builder = ProfileBuilder::new(&reference);
+            let monitor = group[0].monitor.clone();
+            let mut inputs = ProfileBuilder::new(&monitor.inputs);
+            let mut outputs = monitor.outputs.as_ref().map(ProfileBuilder::new);
             for o in &group {
-                observe_rows(&mut builder, &reference, &o.signature, &o.rows);
+                observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &o.rows);
+                if let Some(outputs) = &mut outputs {
+                    outputs.observe_outputs(&o.outputs);
+                }
             }
-            let profile = builder.finish();
-            let Ok(mut windows) = self.windows.lock() else {
+            let profiles = WindowProfiles {
+                inputs: inputs.finish(),
+                outputs: outputs.map(ProfileBuilder::finish),
+            };
+            let Ok(mut state) = self.state.lock() else {
                 return;
             };
-            windows.references.insert(key.clone(), reference.clone());
-            let series = windows.by_key.entry(key.clone()).or_default();
+            state
+                .monitors
+                .insert((key.model.clone(), key.version), monitor.clone());
+            let series = state.windows.entry(key.clone()).or_default();
             match series.get_mut(&start) {
                 Some(window) => {
-                    if let Err(e) = window.merge(&profile) {
+                    if let Err(e) = window.profiles.merge(&profiles) {
                         tracing::warn!("profile window of {}: {e}", key.endpoint);
                     }
+                    window.dirty = true;
                 }
                 None => {
-                    series.insert(start, profile);
-                }
-            }
-            let oldest = start - RETENTION.as_millis() as i64;
-            series.retain(|&s, _| s >= oldest);
-            touched.push(key);
-        }
-        let now = Utc::now();
-        let hour_ago = now - chrono::Duration::hours(1);
-        for key in touched {
-            for (_, report) in self.reports(&key.endpoint, hour_ago, now) {
-                for column in &report.columns {
-                    let labels = DriftLabels {
-                        endpoint: key.endpoint.clone(),
-                        version: format!("{}/{}", key.model, key.version),
-                        feature: column.column.clone(),
-                        method: column.method.name().to_string(),
-                    };
-                    self.drift
-                        .get_or_create(&labels)
-                        .set(column.score.unwrap_or(0.0));
+                    series.insert(
+                        start,
+                        Window {
+                            profiles,
+                            dirty: true,
+                        },
+                    );
                 }
             }
         }
     }
 
-    /// Drift of `endpoint`'s traffic between `from` and `to`, per version that served it.
-    fn reports(
+    async fn flush_periodically(self) {
+        let mut ticks = tokio::time::interval(self.config.flush_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_cleanup = None::<tokio::time::Instant>;
+        loop {
+            ticks.tick().await;
+            if let Err(e) = self.flush().await {
+                tracing::warn!("profile windows not written yet (kept in memory): {e}");
+            }
+            if last_cleanup.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                let before = Utc::now() - self.config.retention;
+                match self
+                    .store
+                    .delete_profile_windows_before(before.timestamp_millis())
+                    .await
+                {
+                    Ok(_) => last_cleanup = Some(tokio::time::Instant::now()),
+                    Err(e) => tracing::warn!("old profile windows not deleted: {e}"),
+                }
+            }
+            self.refresh_gauges().await;
+        }
+    }
+
+    /// Writes the windows that changed since they were last written, and forgets the written
+    /// ones that can no longer change. Call it once more at shutdown.
+    pub async fn flush(&self) -> Result<(), berth_store::StoreError> {
+        let current = window_start(Utc::now());
+        let rows: Vec<ProfileWindowRow> = {
+            let Ok(state) = self.state.lock() else {
+                return Ok(());
+            };
+            state
+                .windows
+                .iter()
+                .flat_map(|(key, series)| {
+                    series
+                        .iter()
+                        .filter(|(_, w)| w.dirty)
+                        .map(move |(start, w)| (key, *start, w))
+                })
+                .filter_map(|(key, start, w)| {
+                    let profile = serde_json::to_value(&w.profiles).ok()?;
+                    Some(ProfileWindowRow {
+                        endpoint: key.endpoint.clone(),
+                        model: key.model.clone(),
+                        version: key.version,
+                        window_start_ms: start,
+                        replica: self.replica.to_string(),
+                        rows: w.profiles.rows() as i64,
+                        profile,
+                    })
+                })
+                .collect()
+        };
+        self.store.upsert_profile_windows(&rows).await?;
+        let Ok(mut state) = self.state.lock() else {
+            return Ok(());
+        };
+        for row in &rows {
+            let key = Key {
+                endpoint: row.endpoint.clone(),
+                model: row.model.clone(),
+                version: row.version,
+            };
+            if let Some(series) = state.windows.get_mut(&key) {
+                // Only what was written is clean: the window may have changed meanwhile, and
+                // its new rows would be written next time.
+                if let Some(w) = series.get_mut(&row.window_start_ms)
+                    && w.profiles.rows() as i64 == row.rows
+                {
+                    w.dirty = false;
+                }
+            }
+        }
+        // Past windows that are written will not change again: the store has them.
+        for series in state.windows.values_mut() {
+            series.retain(|&start, w| w.dirty || start >= current - WINDOW.as_millis() as i64);
+        }
+        state.windows.retain(|_, series| !series.is_empty());
+        Ok(())
+    }
+
+    /// Drift of `endpoint`'s traffic between `from` and `to`, per version that served it: every
+    /// replica's windows from the store, with this process's own windows from memory (fresher).
+    pub async fn reports(
         &self,
         endpoint: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Vec<(VersionWindow, DriftReport)> {
-        let Ok(windows) = self.windows.lock() else {
-            return Vec::new();
-        };
+    ) -> Result<Vec<VersionDrift>, berth_store::StoreError> {
         let (from_ms, to_ms) = (window_start(from), to.timestamp_millis());
-        let mut out = Vec::new();
-        for (key, series) in windows
-            .by_key
-            .iter()
-            .filter(|(k, _)| k.endpoint == endpoint)
+        let stored = self
+            .store
+            .list_profile_windows(endpoint, from_ms, to_ms)
+            .await?;
+        let mut merged: BTreeMap<(String, i64), (WindowProfiles, usize)> = BTreeMap::new();
+        let mut add = |model: &str, version: i64, profiles: WindowProfiles| match merged
+            .get_mut(&(model.to_string(), version))
         {
-            let Some(reference) = windows.references.get(key) else {
-                continue;
+            Some((m, count)) => {
+                if let Err(e) = m.merge(&profiles) {
+                    tracing::warn!("profile window of {endpoint} not merged: {e}");
+                }
+                *count += 1;
+            }
+            None => {
+                merged.insert((model.to_string(), version), (profiles, 1));
+            }
+        };
+        let mine: Vec<(Key, i64, WindowProfiles)> = {
+            let Ok(state) = self.state.lock() else {
+                return Ok(Vec::new());
             };
-            let mut merged: Option<Profile> = None;
-            let mut count = 0;
-            for (_, p) in series.range(from_ms..=to_ms) {
-                count += 1;
-                match &mut merged {
-                    Some(m) => {
-                        if m.merge(p).is_err() {
-                            continue;
-                        }
-                    }
-                    None => merged = Some(p.clone()),
+            state
+                .windows
+                .iter()
+                .filter(|(k, _)| k.endpoint == endpoint)
+                .flat_map(|(k, series)| {
+                    series
+                        .range(from_ms..=to_ms)
+                        .map(move |(start, w)| (k.clone(), *start, w.profiles.clone()))
+                })
+                .collect()
+        };
+        let in_memory: HashSet<(String, i64, i64)> = mine
+            .iter()
+            .map(|(k, start, _)| (k.model.clone(), k.version, *start))
+            .collect();
+        for row in stored {
+            let own = *row.replica == *self.replica;
+            if own && in_memory.contains(&(row.model.clone(), row.version, row.window_start_ms)) {
+                continue;
+            }
+            match serde_json::from_value::<WindowProfiles>(row.profile) {
+                Ok(profiles) => add(&row.model, row.version, profiles),
+                Err(e) => {
+                    tracing::warn!("a stored profile window of {endpoint} is unreadable: {e}")
                 }
             }
-            if let Some(merged) = merged {
-                let report = drift_profiles(reference, &merged, &DriftConfig::default());
-                let window = VersionWindow {
-                    model: key.model.clone(),
-                    version: key.version,
-                    windows: count,
-                };
-                out.push((window, report));
+        }
+        for (key, _, profiles) in mine {
+            add(&key.model, key.version, profiles);
+        }
+        let mut out = Vec::new();
+        for ((model, version), (profiles, windows)) in merged {
+            let Some(monitor) = self.monitor(&model, version).await? else {
+                continue;
+            };
+            let report = drift_profiles(&monitor.inputs, &profiles.inputs, &monitor.drift);
+            let outputs = match (&monitor.outputs, &profiles.outputs) {
+                (Some(reference), Some(current)) => {
+                    Some(drift_profiles(reference, current, &monitor.drift))
+                }
+                _ => None,
+            };
+            out.push(VersionDrift {
+                model,
+                version,
+                windows,
+                report,
+                outputs,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The monitor of a version: the one serving handed over, else read from the store.
+    async fn monitor(
+        &self,
+        model: &str,
+        version: i64,
+    ) -> Result<Option<Arc<VersionMonitor>>, berth_store::StoreError> {
+        let known = self
+            .state
+            .lock()
+            .ok()
+            .and_then(|s| s.monitors.get(&(model.to_string(), version)).cloned());
+        if known.is_some() {
+            return Ok(known);
+        }
+        let Some(record) = self.store.get_version(model, version).await? else {
+            return Ok(None);
+        };
+        let monitor = VersionMonitor::of(&record).map(Arc::new);
+        if let (Some(m), Ok(mut state)) = (&monitor, self.state.lock()) {
+            state
+                .monitors
+                .insert((model.to_string(), version), m.clone());
+        }
+        Ok(monitor)
+    }
+
+    /// Sets the gauges from the last hour of every endpoint this process has windows of.
+    async fn refresh_gauges(&self) {
+        let endpoints: HashSet<String> = match self.state.lock() {
+            Ok(state) => state.windows.keys().map(|k| k.endpoint.clone()).collect(),
+            Err(_) => return,
+        };
+        let now = Utc::now();
+        let from = now - GAUGE_SPAN;
+        let mut all = Vec::new();
+        for endpoint in endpoints {
+            match self.reports(&endpoint, from, now).await {
+                Ok(reports) => all.push((endpoint, reports)),
+                Err(e) => {
+                    tracing::warn!("drift gauges of {endpoint} not refreshed: {e}");
+                    return;
+                }
             }
         }
-        out.sort_by(|a, b| (&a.0.model, a.0.version).cmp(&(&b.0.model, b.0.version)));
-        out
+        self.feature_drift.clear();
+        self.prediction_drift.clear();
+        self.quality.clear();
+        for (endpoint, reports) in all {
+            for v in reports {
+                let version = format!("{}/{}", v.model, v.version);
+                for column in &v.report.columns {
+                    let feature = column.column.clone();
+                    self.feature_drift
+                        .get_or_create(&DriftLabels {
+                            endpoint: endpoint.clone(),
+                            version: version.clone(),
+                            feature: feature.clone(),
+                            method: column.method.name().to_string(),
+                        })
+                        .set(column.score.unwrap_or(0.0));
+                    let q = &column.quality;
+                    let checks = [
+                        ("missing_share", q.missing_current),
+                        ("out_of_range_share", q.out_of_range_current),
+                        ("unseen_share", q.unseen_current),
+                        ("non_finite", q.non_finite_current as f64),
+                        ("rejected", q.rejected_current as f64),
+                    ];
+                    for (check, value) in checks {
+                        self.quality
+                            .get_or_create(&QualityLabels {
+                                endpoint: endpoint.clone(),
+                                version: version.clone(),
+                                feature: feature.clone(),
+                                check: check.to_string(),
+                            })
+                            .set(value);
+                    }
+                }
+                for column in v.outputs.iter().flat_map(|o| &o.columns) {
+                    self.prediction_drift
+                        .get_or_create(&OutputDriftLabels {
+                            endpoint: endpoint.clone(),
+                            version: version.clone(),
+                            output: column.column.clone(),
+                            method: column.method.name().to_string(),
+                        })
+                        .set(column.score.unwrap_or(0.0));
+                }
+            }
+        }
     }
 }
 
@@ -277,11 +632,7 @@ fn observe_rows(
 ) {
     for (c, field) in signature.inputs.iter().enumerate() {
         let column = (0..rows.rows()).map(|r| rows.row(r)[c]);
-        let kind = reference
-            .columns
-            .iter()
-            .find(|rc| rc.name == field.name)
-            .map(|rc| rc.layout.kind());
+        let kind = reference.column(&field.name).map(|rc| rc.layout.kind());
         match (kind, &field.field_type) {
             (Some(ColumnKind::Categorical), FieldType::Category { values }) => {
                 let names: Vec<Option<&str>> = column
@@ -307,28 +658,13 @@ fn observe_rows(
     }
 }
 
-/// The window range of one version in a drift answer.
-#[derive(Debug, Serialize)]
-pub struct VersionWindow {
-    pub model: String,
-    pub version: i64,
-    /// One-minute windows merged.
-    pub windows: usize,
-}
-
-#[derive(Debug, Serialize)]
-struct VersionDrift {
-    #[serde(flatten)]
-    window: VersionWindow,
-    report: DriftReport,
-}
-
-#[derive(Debug, Serialize)]
-struct EndpointDrift {
-    endpoint: String,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    versions: Vec<VersionDrift>,
+/// The answer of the drift API: an endpoint's drift per version over a time range.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EndpointDrift {
+    pub endpoint: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub versions: Vec<VersionDrift>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,7 +681,7 @@ async fn endpoint_drift(
 ) -> Response {
     let Ok(Query(range)) = range else {
         return json_error(
-            axum::http::StatusCode::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             "from and to must be RFC 3339 times, e.g. 2026-11-22T10:00:00Z",
         );
     };
@@ -353,19 +689,34 @@ async fn endpoint_drift(
     let from = range.from.unwrap_or(to - chrono::Duration::hours(1));
     if from > to {
         return json_error(
-            axum::http::StatusCode::BAD_REQUEST,
+            StatusCode::BAD_REQUEST,
             format!("from ({from}) is after to ({to})"),
         );
     }
-    let versions = tokio::task::spawn_blocking({
-        let (profiles, endpoint) = (profiles.clone(), endpoint.clone());
-        move || profiles.reports(&endpoint, from, to)
-    })
-    .await
-    .unwrap_or_default()
-    .into_iter()
-    .map(|(window, report)| VersionDrift { window, report })
-    .collect();
+    let store_down = |e: berth_store::StoreError| {
+        json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store cannot be read: {e}"),
+        )
+    };
+    let versions = match profiles.reports(&endpoint, from, to).await {
+        Ok(v) => v,
+        Err(e) => return store_down(e),
+    };
+    if versions.is_empty() {
+        match profiles.store.get_endpoint(&endpoint).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return json_error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no endpoint named {endpoint:?}, and no traffic profiled under that name"
+                    ),
+                );
+            }
+            Err(e) => return store_down(e),
+        }
+    }
     Json(EndpointDrift {
         endpoint,
         from,
@@ -380,16 +731,4 @@ pub fn drift_router(profiles: LiveProfiles) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/endpoints/{e}/drift", get(endpoint_drift))
         .with_state(profiles)
-}
-
-/// A version's reference profile as stored with it, if it has one that reads.
-pub fn reference_of(stored: Option<&serde_json::Value>, label: &str) -> Option<ReferenceProfile> {
-    let value = stored?;
-    match serde_json::from_value::<ReferenceProfile>(value.clone()) {
-        Ok(profile) => Some(profile),
-        Err(e) => {
-            tracing::warn!("{label}: stored reference profile unreadable ({e}); no live drift");
-            None
-        }
-    }
 }

@@ -1,5 +1,6 @@
 //! `/metrics`: requests by endpoint, version, protocol and status; latency, queue, compute and
-//! batch-size histograms; in-flight and loaded gauges — in the OpenMetrics text format.
+//! batch-size histograms; values refused per field; in-flight and loaded gauges — in the
+//! OpenMetrics text format.
 
 mod serving;
 
@@ -40,8 +41,32 @@ async fn inference_is_counted_and_timed() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    // Two rows whose first field is text: two values refused, counted under the field's name.
+    let mut row = vec![json!(1.0); 23];
+    row[0] = json!("x");
+    let (status, _, _) = send(
+        &app,
+        Method::POST,
+        "/v1/models/xgb:predict",
+        "application/json",
+        json!({"instances": [row, row]}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (status, headers, text) = send(&app, Method::GET, "/metrics", "text/plain", "").await;
+    let rejected: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("berth_rejected_fields_total{"))
+        .collect();
+    assert_eq!(rejected.len(), 1, "{text}");
+    assert!(
+        rejected[0].starts_with(r#"berth_rejected_fields_total{version="xgb/1",field=""#)
+            && rejected[0].ends_with("} 2")
+            && !rejected[0].contains("(unknown)"),
+        "{}",
+        rejected[0]
+    );
     assert_eq!(status, StatusCode::OK);
     assert!(
         headers["content-type"]

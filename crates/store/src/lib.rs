@@ -4,6 +4,7 @@
 //!   embedded default, a file in the data folder, WAL mode) or PostgreSQL, with one schema and
 //!   one set of SQL for both.
 //! - Prediction records ([`PredictionRow`]), written in idempotent batches by `berth-records`.
+//! - Live profile windows ([`ProfileWindowRow`]) of every serving replica, merged by readers.
 //! - [`ArtifactStore`]: model files and reference data by content hash (sha256), in a local
 //!   folder or S3-compatible storage through `object_store`.
 //!
@@ -15,6 +16,7 @@ mod error;
 pub mod failpoint;
 mod metadata;
 mod predictions;
+mod profiles;
 mod records;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -25,6 +27,7 @@ pub use artifacts::{ArtifactLocation, ArtifactStore, StoredArtifact, sha256_hex}
 pub use error::StoreError;
 pub use metadata::{Backend, MetadataStore};
 pub use predictions::PredictionRow;
+pub use profiles::ProfileWindowRow;
 pub use records::{
     AliasRecord, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage, ModelRecord,
     NewVersion, VersionRecord,

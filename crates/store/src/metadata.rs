@@ -114,6 +114,24 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX predictions_by_endpoint ON predictions (endpoint, time_ms)",
     ),
+    (
+        3,
+        // Monitoring: the profile of a version's outputs on its reference data, its drift
+        // settings, and the live profile windows of every replica (see `profiles.rs`).
+        "ALTER TABLE versions ADD COLUMN output_profile TEXT;
+    ALTER TABLE versions ADD COLUMN drift_config TEXT;
+    CREATE TABLE profile_windows (
+        endpoint TEXT NOT NULL,
+        model TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        window_start_ms BIGINT NOT NULL,
+        replica TEXT NOT NULL,
+        rows BIGINT NOT NULL,
+        profile TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (endpoint, window_start_ms, model, version, replica)
+    )",
+    ),
 ];
 
 /// The metadata store.
@@ -328,7 +346,8 @@ impl MetadataStore {
 
     const VERSION_COLUMNS: &'static str = "model, version, artifact_uri, sha256, size_bytes, format, signature, \
         feature_spec_sha256, reference_uri, reference_sha256, reference_profile, metrics, parent_version, \
-        training_data_uri, training_data_sha256, triggered_by, code_ref, tags, registered_by, registered_at, status";
+        training_data_uri, training_data_sha256, triggered_by, code_ref, tags, registered_by, registered_at, \
+        output_profile, drift_config, status";
 
     fn version_from_row(row: &AnyRow) -> Result<VersionRecord, StoreError> {
         Ok(VersionRecord {
@@ -343,6 +362,8 @@ impl MetadataStore {
             reference_uri: get(row, "reference_uri")?,
             reference_sha256: get(row, "reference_sha256")?,
             reference_profile: parse_json(get(row, "reference_profile")?),
+            output_profile: parse_json(get(row, "output_profile")?),
+            drift_config: parse_json(get(row, "drift_config")?),
             metrics: parse_json(get(row, "metrics")?).unwrap_or(Value::Null),
             lineage: Lineage {
                 parent_version: get(row, "parent_version")?,
@@ -637,7 +658,7 @@ impl MetadataStore {
             }
         }
         let sql = format!(
-            "INSERT INTO versions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'ready')",
+            "INSERT INTO versions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 'ready')",
             Self::VERSION_COLUMNS
         );
         sqlx::query(AssertSqlSafe(sql))
@@ -661,6 +682,8 @@ impl MetadataStore {
             .bind(json_text(&new.tags))
             .bind(change.actor.clone())
             .bind(micros(change.at))
+            .bind(new.output_profile.as_ref().map(json_text))
+            .bind(new.drift_config.as_ref().map(json_text))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("storing {}/{version}", new.model)))?;

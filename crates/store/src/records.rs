@@ -63,6 +63,13 @@ pub struct VersionRecord {
     /// Summary of the reference data; filled by monitoring.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub reference_profile: Option<Value>,
+    /// Summary of the model's outputs on the reference data; filled by monitoring.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output_profile: Option<Value>,
+    /// How drift is decided for this version (berth-monitor's `DriftConfig`); `None`: the
+    /// default.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub drift_config: Option<Value>,
     /// Offline metrics, `{"name": number}`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metrics: Value,
@@ -90,6 +97,10 @@ pub struct NewVersion {
     pub reference_sha256: Option<String>,
     /// The reference data's profile (berth-monitor's `ReferenceProfile`, as JSON).
     pub reference_profile: Option<Value>,
+    /// The profile of the model's outputs on the reference data (also a `ReferenceProfile`).
+    pub output_profile: Option<Value>,
+    /// berth-monitor's `DriftConfig` as JSON; `None`: the default.
+    pub drift_config: Option<Value>,
     pub metrics: Value,
     pub lineage: Lineage,
     pub tags: Value,

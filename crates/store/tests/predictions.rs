@@ -1,11 +1,12 @@
-//! The `predictions` table on SQLite and on PostgreSQL: idempotent batch inserts, counts, reads
-//! by id and by endpoint and time range.
+//! The monitoring tables on SQLite and on PostgreSQL: `predictions` (idempotent batch inserts,
+//! counts, reads by id and by endpoint and time range) and `profile_windows` (a replica's
+//! rewrite of a window replaces its row; readers get every replica's rows of a range).
 //!
 //! PostgreSQL (127.0.0.1:5432, database `test`, a schema of its own per test) is skipped with a
 //! message when it is not reachable, unless `BERTH_REQUIRE_SERVICES=1`.
 
 use berth_store::testing::{PG_HOST_PORT, fresh_postgres_schema, postgres_url};
-use berth_store::{MetadataStore, PredictionRow};
+use berth_store::{MetadataStore, PredictionRow, ProfileWindowRow};
 use serde_json::json;
 
 /// A store of its own on `backend` ("sqlite" or "postgres"); `None` when PostgreSQL is missing
@@ -20,6 +21,18 @@ async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> Option<MetadataS
         postgres_url(PG_HOST_PORT, &fresh_postgres_schema("predictions").await?)
     };
     Some(MetadataStore::connect(&url).await.expect("connect"))
+}
+
+fn window(start: i64, replica: &str, rows: i64) -> ProfileWindowRow {
+    ProfileWindowRow {
+        endpoint: "churn".into(),
+        model: "churn".into(),
+        version: 2,
+        window_start_ms: start,
+        replica: replica.into(),
+        rows,
+        profile: json!({"inputs": {"rows": rows}}),
+    }
 }
 
 fn row(n: i64, endpoint: &str) -> PredictionRow {
@@ -104,5 +117,24 @@ on_both_backends! {
         let limited = store.list_predictions("churn", 0, i64::MAX, 2).await.expect("records");
         assert_eq!(limited, batch[..2].to_vec());
         assert!(store.list_predictions("none", 0, i64::MAX, 10).await.expect("records").is_empty());
+    }
+
+    profile_windows_are_rewritten_per_replica_and_read_across_replicas(store) {
+        store
+            .upsert_profile_windows(&[window(60_000, "a", 5), window(60_000, "b", 7)])
+            .await
+            .expect("write");
+        // Replica a's window filled further: its row is replaced, not added to.
+        store
+            .upsert_profile_windows(&[window(60_000, "a", 9), window(120_000, "a", 1)])
+            .await
+            .expect("rewrite");
+        let read = store.list_profile_windows("churn", 0, i64::MAX).await.expect("read");
+        assert_eq!(read, vec![window(60_000, "a", 9), window(60_000, "b", 7), window(120_000, "a", 1)]);
+        let later = store.list_profile_windows("churn", 61_000, i64::MAX).await.expect("read");
+        assert_eq!(later, vec![window(120_000, "a", 1)]);
+        assert!(store.list_profile_windows("other", 0, i64::MAX).await.expect("read").is_empty());
+        assert_eq!(store.delete_profile_windows_before(120_000).await.expect("delete"), 2);
+        assert_eq!(store.list_profile_windows("churn", 0, i64::MAX).await.expect("read").len(), 1);
     }
 }

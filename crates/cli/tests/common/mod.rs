@@ -44,7 +44,7 @@ pub fn path(p: &Path) -> &str {
 /// (so a chatty server never blocks on a full pipe) and returned by [`Server::stop`].
 pub struct Server {
     child: Child,
-    stderr: JoinHandle<String>,
+    stderr: Option<JoinHandle<String>>,
     pub address: String,
 }
 
@@ -76,7 +76,7 @@ impl Server {
         });
         Server {
             child,
-            stderr,
+            stderr: Some(stderr),
             address,
         }
     }
@@ -125,7 +125,20 @@ impl Server {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
         let status = self.child.wait().expect("exit");
-        let rest = self.stderr.join().unwrap_or_default();
+        let rest = self
+            .stderr
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         (status, rest)
+    }
+}
+
+/// A test that fails midway must not leave its server running (it would hold the test
+/// harness's output open).
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

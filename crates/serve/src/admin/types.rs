@@ -42,6 +42,10 @@ pub(crate) struct RegisterVersion {
     pub reference_file_name: Option<String>,
     /// Reference data bytes, base64; given with `reference_file_name`.
     pub reference_base64: Option<String>,
+    /// How drift is decided for this version: `method`, `threshold`, per-column `columns`
+    /// and `dataset_share` (docs/MONITORING.md); the sample-size aware default when absent.
+    #[schema(value_type = Option<Object>, example = json!({"method": "psi", "threshold": 0.2}))]
+    pub drift: Option<berth_monitor::DriftConfig>,
 }
 
 /// Where to point an alias.

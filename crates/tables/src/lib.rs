@@ -1,10 +1,14 @@
-//! Reading tabular files in chunks of rows, mapped onto a model's feature columns.
+//! Reading tabular files in chunks of rows, mapped onto a model's feature columns: what batch
+//! scoring streams, and what registration scores to profile a model's outputs on its reference
+//! data.
 //!
 //! Columns are matched by name when the model records its feature names (extra columns are
 //! ignored); otherwise the file must hold exactly the model's number of feature columns, in
 //! order. An `id` column, when present, is carried through to the output. Empty fields, JSON
 //! `null` and Parquet nulls are missing values (`NaN`); booleans are 0 and 1; anything else that
 //! is not a number is an error naming the row and column.
+
+mod error;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -17,7 +21,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use serde_json::Value;
 
-use crate::BatchError;
+pub use error::TableError;
 
 /// The file types berth reads, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +32,7 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
-    pub fn from_path(path: &Path) -> Result<Self, BatchError> {
+    pub fn from_path(path: &Path) -> Result<Self, TableError> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -37,7 +41,7 @@ impl InputFormat {
             Some("csv") => Ok(InputFormat::Csv),
             Some("jsonl" | "ndjson" | "json") => Ok(InputFormat::JsonLines),
             Some("parquet" | "pq") => Ok(InputFormat::Parquet),
-            _ => Err(BatchError::Format {
+            _ => Err(TableError::Format {
                 path: path.to_path_buf(),
                 expected: ".csv, .jsonl (JSON lines) or .parquet",
             }),
@@ -71,7 +75,7 @@ struct ColumnPlan {
 }
 
 impl ColumnPlan {
-    fn new(path: &Path, columns: &[String], features: &Features<'_>) -> Result<Self, BatchError> {
+    fn new(path: &Path, columns: &[String], features: &Features<'_>) -> Result<Self, TableError> {
         let id_column = columns.iter().position(|c| c == features.id_column);
         let feature_columns = match features.names {
             Some(names) => {
@@ -84,7 +88,7 @@ impl ColumnPlan {
                     }
                 }
                 if !missing.is_empty() {
-                    return Err(BatchError::MissingColumns {
+                    return Err(TableError::MissingColumns {
                         path: path.to_path_buf(),
                         missing,
                         present: columns.to_vec(),
@@ -97,7 +101,7 @@ impl ColumnPlan {
                     .filter(|&i| Some(i) != id_column)
                     .collect();
                 if candidates.len() != features.count {
-                    return Err(BatchError::ColumnCount {
+                    return Err(TableError::ColumnCount {
                         path: path.to_path_buf(),
                         expected: features.count,
                         got: candidates.len(),
@@ -142,8 +146,8 @@ pub struct TableReader {
     line_no: usize,
 }
 
-fn open(path: &Path) -> Result<File, BatchError> {
-    File::open(path).map_err(|e| BatchError::io(path, e))
+fn open(path: &Path) -> Result<File, TableError> {
+    File::open(path).map_err(|e| TableError::io(path, e))
 }
 
 /// A text field as a feature value.
@@ -179,14 +183,14 @@ impl TableReader {
         path: &Path,
         features: &Features<'_>,
         chunk_rows: usize,
-    ) -> Result<Self, BatchError> {
+    ) -> Result<Self, TableError> {
         let chunk_rows = chunk_rows.max(1);
         let (reader, columns, line_no) = match InputFormat::from_path(path)? {
             InputFormat::Csv => {
                 let mut reader = csv::ReaderBuilder::new()
                     .flexible(false)
                     .from_reader(open(path)?);
-                let header = reader.headers().map_err(|e| BatchError::read(path, e))?;
+                let header = reader.headers().map_err(|e| TableError::read(path, e))?;
                 let columns: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
                 (Reader::Csv(reader), columns, 0)
             }
@@ -194,7 +198,7 @@ impl TableReader {
             InputFormat::Parquet => {
                 let builder =
                     ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| {
-                        BatchError::read(path, format!("not a readable Parquet file: {e}"))
+                        TableError::read(path, format!("not a readable Parquet file: {e}"))
                     })?;
                 let schema = builder.schema().clone();
                 let columns: Vec<String> =
@@ -204,7 +208,7 @@ impl TableReader {
                     let field = schema.field(i);
                     if !(field.data_type().is_numeric() || field.data_type() == &DataType::Boolean)
                     {
-                        return Err(BatchError::read(
+                        return Err(TableError::read(
                             path,
                             format!(
                                 "column '{}' has type {}, but the model needs numbers there",
@@ -221,7 +225,7 @@ impl TableReader {
                     .with_batch_size(chunk_rows)
                     .with_projection(mask)
                     .build()
-                    .map_err(|e| BatchError::read(path, e))?;
+                    .map_err(|e| TableError::read(path, e))?;
                 (
                     Reader::Parquet {
                         batches,
@@ -246,7 +250,7 @@ impl TableReader {
     fn open_json_lines(
         path: &Path,
         features: &Features<'_>,
-    ) -> Result<(Reader, Vec<String>, usize), BatchError> {
+    ) -> Result<(Reader, Vec<String>, usize), TableError> {
         let mut lines = BufReader::new(open(path)?).lines();
         let mut line_no = 0;
         // The first non-blank line decides: objects (named) or arrays (positional).
@@ -255,10 +259,10 @@ impl TableReader {
                 None => break None,
                 Some(line) => {
                     line_no += 1;
-                    let line = line.map_err(|e| BatchError::io(path, e))?;
+                    let line = line.map_err(|e| TableError::io(path, e))?;
                     if !line.trim().is_empty() {
                         let value: Value = serde_json::from_str(&line).map_err(|e| {
-                            BatchError::read(path, format!("line {line_no}: invalid JSON: {e}"))
+                            TableError::read(path, format!("line {line_no}: invalid JSON: {e}"))
                         })?;
                         break Some(value);
                     }
@@ -268,7 +272,7 @@ impl TableReader {
         let (columns, positional) = match &first {
             Some(Value::Object(map)) => {
                 let Some(names) = features.names else {
-                    return Err(BatchError::read(
+                    return Err(TableError::read(
                         path,
                         "the model records no feature names, so JSON objects cannot be matched to \
                          its columns; write each row as a JSON array in model order, or use CSV",
@@ -287,7 +291,7 @@ impl TableReader {
                 true,
             ),
             Some(other) => {
-                return Err(BatchError::read(
+                return Err(TableError::read(
                     path,
                     format!(
                         "line {line_no}: expected a JSON object or array per line, got {other}"
@@ -312,7 +316,7 @@ impl TableReader {
     }
 
     /// The next chunk of rows, or `None` at the end of the file.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, BatchError> {
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>, TableError> {
         let first_row = self.next_row;
         let width = self.plan.feature_columns.len();
         let mut values = Vec::with_capacity(self.chunk_rows * width);
@@ -324,7 +328,7 @@ impl TableReader {
                 while rows < self.chunk_rows {
                     let more = reader
                         .read_record(&mut record)
-                        .map_err(|e| BatchError::read(&self.path, e))?;
+                        .map_err(|e| TableError::read(&self.path, e))?;
                     if !more {
                         break;
                     }
@@ -332,7 +336,7 @@ impl TableReader {
                     for &c in &self.plan.feature_columns {
                         let field = record.get(c).unwrap_or("");
                         let name = &self.plan.names[c];
-                        values.push(parse_text(field).ok_or_else(|| BatchError::Value {
+                        values.push(parse_text(field).ok_or_else(|| TableError::Value {
                             path: self.path.clone(),
                             row,
                             column: name.to_string(),
@@ -355,7 +359,7 @@ impl TableReader {
         }
         self.next_row += rows;
         let features =
-            FeatureMatrix::new(rows, width, values).map_err(|e| BatchError::read(&self.path, e))?;
+            FeatureMatrix::new(rows, width, values).map_err(|e| TableError::read(&self.path, e))?;
         Ok(Some(Chunk {
             first_row,
             ids: self.plan.id_column.map(|_| ids),
@@ -368,7 +372,7 @@ impl TableReader {
         first_row: usize,
         values: &mut Vec<f32>,
         ids: &mut Vec<String>,
-    ) -> Result<usize, BatchError> {
+    ) -> Result<usize, TableError> {
         let Reader::JsonLines {
             lines,
             positional,
@@ -385,12 +389,12 @@ impl TableReader {
                     None => break,
                     Some(line) => {
                         self.line_no += 1;
-                        let line = line.map_err(|e| BatchError::io(&self.path, e))?;
+                        let line = line.map_err(|e| TableError::io(&self.path, e))?;
                         if line.trim().is_empty() {
                             continue;
                         }
                         let value = serde_json::from_str(&line).map_err(|e| {
-                            BatchError::read(
+                            TableError::read(
                                 &self.path,
                                 format!("line {}: invalid JSON: {e}", self.line_no),
                             )
@@ -400,7 +404,7 @@ impl TableReader {
                 },
             };
             let row = first_row + rows + 1;
-            let bad = |column: &str, expected, got: String| BatchError::Value {
+            let bad = |column: &str, expected, got: String| TableError::Value {
                 path: self.path.clone(),
                 row,
                 column: column.to_string(),
@@ -427,7 +431,7 @@ impl TableReader {
                 }
                 (Value::Array(items), true) => {
                     if items.len() != self.plan.names.len() {
-                        return Err(BatchError::read(
+                        return Err(TableError::read(
                             &self.path,
                             format!(
                                 "line {line_no}: expected {} values, got {}",
@@ -452,7 +456,7 @@ impl TableReader {
                     } else {
                         "a JSON object"
                     };
-                    return Err(BatchError::read(
+                    return Err(TableError::read(
                         &self.path,
                         format!(
                             "line {line_no}: expected {expected} like the first line, got {other}"
@@ -469,7 +473,7 @@ impl TableReader {
         &mut self,
         values: &mut Vec<f32>,
         ids: &mut Vec<String>,
-    ) -> Result<usize, BatchError> {
+    ) -> Result<usize, TableError> {
         let Reader::Parquet { batches, current } = &mut self.reader else {
             return Ok(0);
         };
@@ -479,7 +483,7 @@ impl TableReader {
                 Some(c) => c,
                 None => match batches.next() {
                     None => break,
-                    Some(batch) => (batch.map_err(|e| BatchError::read(&self.path, e))?, 0),
+                    Some(batch) => (batch.map_err(|e| TableError::read(&self.path, e))?, 0),
                 },
             };
             let take = (batch.num_rows() - offset).min(self.chunk_rows - rows);
@@ -488,15 +492,15 @@ impl TableReader {
             for &c in &self.plan.feature_columns {
                 let name = &self.plan.names[c];
                 let array = slice.column_by_name(name).ok_or_else(|| {
-                    BatchError::read(&self.path, format!("column '{name}' vanished"))
+                    TableError::read(&self.path, format!("column '{name}' vanished"))
                 })?;
                 let cast = arrow_cast::cast(array, &DataType::Float32)
-                    .map_err(|e| BatchError::read(&self.path, format!("column '{name}': {e}")))?;
+                    .map_err(|e| TableError::read(&self.path, format!("column '{name}': {e}")))?;
                 let floats = cast
                     .as_any()
                     .downcast_ref::<Float32Array>()
                     .ok_or_else(|| {
-                        BatchError::read(&self.path, format!("column '{name}' is not numeric"))
+                        TableError::read(&self.path, format!("column '{name}' is not numeric"))
                     })?
                     .clone();
                 columns.push(floats);
@@ -514,13 +518,13 @@ impl TableReader {
                 let name = &self.plan.names[c];
                 if let Some(array) = slice.column_by_name(name) {
                     let text = arrow_cast::cast(array, &DataType::Utf8).map_err(|e| {
-                        BatchError::read(&self.path, format!("column '{name}': {e}"))
+                        TableError::read(&self.path, format!("column '{name}': {e}"))
                     })?;
                     let text = text
                         .as_any()
                         .downcast_ref::<arrow_array::StringArray>()
                         .ok_or_else(|| {
-                            BatchError::read(
+                            TableError::read(
                                 &self.path,
                                 format!("column '{name}' cannot be read as text"),
                             )
@@ -565,7 +569,7 @@ mod tests {
         path: &Path,
         features: &Features<'_>,
         chunk: usize,
-    ) -> Result<Vec<Chunk>, BatchError> {
+    ) -> Result<Vec<Chunk>, TableError> {
         let mut r = TableReader::open(path, features, chunk)?;
         let mut out = Vec::new();
         while let Some(c) = r.next_chunk()? {
