@@ -190,10 +190,10 @@ impl TryFrom<StoredRollout> for Rollout {
     fn try_from(stored: StoredRollout) -> Result<Self, Self::Error> {
         stored.spec.validate().map_err(|e| e.to_string())?;
         let steps = stored.spec.steps.len();
-        if let Some(Stage::Canary { step }) = stored.state.stage() {
-            if step >= steps {
-                return Err(format!("canary step {step} of a spec with {steps} steps"));
-            }
+        if let Some(Stage::Canary { step }) = stored.state.stage()
+            && step >= steps
+        {
+            return Err(format!("canary step {step} of a spec with {steps} steps"));
         }
         if stored.failures > stored.spec.failure_limit && !stored.state.is_finished() {
             return Err(format!(

@@ -395,7 +395,7 @@ impl RolloutSpec {
             })
         };
         if self.steps.is_empty() {
-            problem("steps".into(), "at least one step".into(), "[]".into());
+            problem("steps".into(), "at least one step", "[]".into());
         }
         for (i, &step) in self.steps.iter().enumerate() {
             let field = format!("steps[{i}]");
@@ -404,18 +404,18 @@ impl RolloutSpec {
             } else if ((step * 100.0).round() - step * 100.0).abs() > 1e-6 {
                 problem(field.clone(), "a multiple of 0.01", step.to_string());
             }
-            if let Some(&previous) = i.checked_sub(1).and_then(|p| self.steps.get(p)) {
-                if step <= previous {
-                    let expected = format!("more than the previous step ({previous})");
-                    problem(field, &expected, step.to_string());
-                }
+            if let Some(&previous) = i.checked_sub(1).and_then(|p| self.steps.get(p))
+                && step <= previous
+            {
+                let expected = format!("more than the previous step ({previous})");
+                problem(field, &expected, step.to_string());
             }
         }
-        if let Some(&last) = self.steps.last() {
-            if last != 100.0 {
-                let field = format!("steps[{}]", self.steps.len() - 1);
-                problem(field, "100 as the last step", last.to_string());
-            }
+        if let Some(&last) = self.steps.last()
+            && last != 100.0
+        {
+            let field = format!("steps[{}]", self.steps.len() - 1);
+            problem(field, "100 as the last step", last.to_string());
         }
         for (i, check) in self.checks.iter().enumerate() {
             let metric = check.metric;
