@@ -201,25 +201,15 @@ impl TryFrom<StoredRollout> for Rollout {
                 stored.failures
             ));
         }
-        let StoredRollout {
-            id,
-            endpoint,
-            from_version,
-            to_version,
-            spec,
-            state,
-            failures,
-            history,
-        } = stored;
         Ok(Self {
-            id,
-            endpoint,
-            from_version,
-            to_version,
-            spec,
-            state,
-            failures,
-            history,
+            id: stored.id,
+            endpoint: stored.endpoint,
+            from_version: stored.from_version,
+            to_version: stored.to_version,
+            spec: stored.spec,
+            state: stored.state,
+            failures: stored.failures,
+            history: stored.history,
         })
     }
 }
@@ -430,35 +420,17 @@ impl Rollout {
         who: &str,
         why: &str,
     ) -> Result<Transition, RolloutError> {
-        self.check_time(now)?;
-        let resume_to = match self.state {
-            State::Shadowing { .. } => Stage::Shadow,
-            State::Canary { step, .. } => Stage::Canary { step },
-            _ => return Err(self.illegal(Operation::Pause)),
-        };
-        let to = State::Paused { resume_to };
-        Ok(self.record(
-            now,
-            Actor::Operator(who.into()),
-            to,
-            format!("paused: {why}"),
-            None,
-        ))
+        self.operate(now, Operation::Pause, who, why)
     }
 
     /// Resumes a paused rollout where it was held; its bake starts again from `now`.
-    pub fn resume(&mut self, now: DateTime<Utc>, who: &str) -> Result<Transition, RolloutError> {
-        self.check_time(now)?;
-        let State::Paused { resume_to } = self.state else {
-            return Err(self.illegal(Operation::Resume));
-        };
-        Ok(self.record(
-            now,
-            Actor::Operator(who.into()),
-            resume_to.running(now),
-            "resumed".into(),
-            None,
-        ))
+    pub fn resume(
+        &mut self,
+        now: DateTime<Utc>,
+        who: &str,
+        why: &str,
+    ) -> Result<Transition, RolloutError> {
+        self.operate(now, Operation::Resume, who, why)
     }
 
     /// Rolls back: the primary serves everything again.
@@ -468,15 +440,7 @@ impl Rollout {
         who: &str,
         why: &str,
     ) -> Result<Transition, RolloutError> {
-        self.finish(
-            now,
-            who,
-            Operation::Abort,
-            State::RolledBack {
-                reason: format!("aborted by {who}: {why}"),
-            },
-            why,
-        )
+        self.operate(now, Operation::Abort, who, why)
     }
 
     /// Promotes now, skipping the remaining steps and their analyses.
@@ -486,28 +450,34 @@ impl Rollout {
         who: &str,
         why: &str,
     ) -> Result<Transition, RolloutError> {
-        self.finish(now, who, Operation::ForcePromote, State::Promoted, why)
+        self.operate(now, Operation::ForcePromote, who, why)
     }
 
-    fn finish(
+    /// The operators' transitions: every legal (operation, state) pair is listed here.
+    fn operate(
         &mut self,
         now: DateTime<Utc>,
-        who: &str,
         operation: Operation,
-        to: State,
+        who: &str,
         why: &str,
     ) -> Result<Transition, RolloutError> {
         self.check_time(now)?;
-        if self.is_finished() {
-            return Err(self.illegal(operation));
-        }
-        Ok(self.record(
-            now,
-            Actor::Operator(who.into()),
-            to,
-            format!("{operation}: {why}"),
-            None,
-        ))
+        let to = match (operation, &self.state) {
+            (Operation::Pause, State::Shadowing { .. }) => State::Paused {
+                resume_to: Stage::Shadow,
+            },
+            (Operation::Pause, &State::Canary { step, .. }) => State::Paused {
+                resume_to: Stage::Canary { step },
+            },
+            (Operation::Resume, &State::Paused { resume_to }) => resume_to.running(now),
+            (Operation::Abort, state) if !state.is_finished() => State::RolledBack {
+                reason: format!("aborted by {who}: {why}"),
+            },
+            (Operation::ForcePromote, state) if !state.is_finished() => State::Promoted,
+            _ => return Err(self.illegal(operation)),
+        };
+        let reason = format!("{operation}: {why}");
+        Ok(self.record(now, Actor::Operator(who.into()), to, reason, None))
     }
 
     fn step_weight(&self, step: usize) -> Weight {
@@ -699,7 +669,7 @@ mod tests {
         assert_eq!((percent(&r), r.window_start()), (50.0, None));
         assert_eq!(r.tick(t(60), &OK, &OK).unwrap(), None);
         assert!(r.pause(t(60), "ann", "again").is_err());
-        r.resume(t(61), "ann").unwrap();
+        r.resume(t(61), "ann", "traffic is back").unwrap();
         assert_eq!(
             r.state(),
             &State::Canary {
@@ -707,7 +677,7 @@ mod tests {
                 since: t(61)
             }
         );
-        let err = r.resume(t(62), "ann").unwrap_err();
+        let err = r.resume(t(62), "ann", "again").unwrap_err();
         assert_eq!(err.to_string(), "cannot resume rollout r1: it is canary");
     }
 
@@ -804,18 +774,21 @@ mod tests {
         ForcePromote,
     }
 
+    fn start() -> impl Strategy<Value = Op> {
+        let last_live = prop_oneof![3 => Just(None), 1 => (0_i64..3000).prop_map(Some)];
+        last_live.prop_map(|ago| Op::Start {
+            last_live_minutes_ago: ago,
+        })
+    }
+
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            proptest::option::of(0_i64..3000).prop_map(|ago| Op::Start {
-                last_live_minutes_ago: ago
-            }),
-            (0_u64..120, 0_u64..10).prop_map(|(requests, errors)| Op::Tick { requests, errors }),
-            (0_u64..120, 0_u64..10).prop_map(|(requests, errors)| Op::Tick { requests, errors }),
-            (0_u64..120, 0_u64..10).prop_map(|(requests, errors)| Op::Tick { requests, errors }),
-            Just(Op::Pause),
-            Just(Op::Resume),
-            Just(Op::Abort),
-            Just(Op::ForcePromote),
+            2 => start(),
+            16 => (0_u64..120, 0_u64..7).prop_map(|(requests, errors)| Op::Tick { requests, errors }),
+            1 => Just(Op::Pause),
+            2 => Just(Op::Resume),
+            1 => Just(Op::Abort),
+            1 => Just(Op::ForcePromote),
         ]
     }
 
@@ -835,7 +808,7 @@ mod tests {
                 .map(Some),
             Op::Tick { requests, errors } => r.tick(now, &OK, &window(requests, errors)),
             Op::Pause => r.pause(now, "op", "hold").map(Some),
-            Op::Resume => r.resume(now, "op").map(Some),
+            Op::Resume => r.resume(now, "op", "go").map(Some),
             Op::Abort => r.abort(now, "op", "stop").map(Some),
             Op::ForcePromote => r.force_promote(now, "op", "ship").map(Some),
         }
@@ -847,7 +820,8 @@ mod tests {
             shadow in prop_oneof![Just("0"), Just("3m")],
             steps in prop_oneof![Just(vec![100.0]), Just(vec![1.5, 20.0, 100.0]), Just(vec![5.0, 25.0, 50.0, 100.0])],
             failure_limit in 0_u32..3,
-            ops in proptest::collection::vec((-2_i64..8, op()), 1..60),
+            first in start(),
+            ops in proptest::collection::vec((-2_i64..8, op()), 0..60),
         ) {
             let spec = RolloutSpec {
                 shadow: shadow.parse::<HumanDuration>().unwrap(),
@@ -858,7 +832,7 @@ mod tests {
             let mut direct = rollout(spec);
             let mut stored = direct.clone();
             let mut now = t(0);
-            for (minutes, op) in &ops {
+            for (minutes, op) in std::iter::once(&(0, first)).chain(&ops) {
                 now += TimeDelta::minutes(*minutes);
                 let before = direct.clone();
                 let result = apply(&mut direct, now, op);
