@@ -276,6 +276,26 @@ impl Rollout {
         }
     }
 
+    /// When the current stage has baked: the first [`Rollout::tick`] from then on analyses it
+    /// (ticks before need no stats; gather them only from then). `None` when nothing is running.
+    pub fn analysis_due_at(&self) -> Option<DateTime<Utc>> {
+        match self.state {
+            State::Shadowing { since } => Some(self.bake_end(Stage::Shadow, since)),
+            State::Canary { step, since } => Some(self.bake_end(Stage::Canary { step }, since)),
+            _ => None,
+        }
+    }
+
+    fn bake_end(&self, stage: Stage, since: DateTime<Utc>) -> DateTime<Utc> {
+        let bake = match stage {
+            Stage::Shadow => self.spec.shadow,
+            Stage::Canary { .. } => self.spec.bake,
+        };
+        since
+            .checked_add_signed(bake.as_time_delta())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// The share of live traffic the candidate answers now: 0 before the canary and after a
     /// rollback, the step's weight in canary (also while paused there), 100 % once promoted.
     pub fn canary_weight(&self) -> Weight {
@@ -351,13 +371,13 @@ impl Rollout {
                 return Err(self.illegal(Operation::Tick));
             }
         };
-        let (phase, bake) = match stage {
-            Stage::Shadow => (Phase::Shadow, self.spec.shadow),
-            Stage::Canary { .. } => (Phase::Canary, self.spec.bake),
-        };
-        if now - since < bake.as_time_delta() {
+        if now < self.bake_end(stage, since) {
             return Ok(None);
         }
+        let phase = match stage {
+            Stage::Shadow => Phase::Shadow,
+            Stage::Canary { .. } => Phase::Canary,
+        };
         let analysis = analyse(&self.spec, phase, primary, candidate);
         let summary = analysis.summary();
         let (to, reason) = match analysis.verdict {
@@ -580,6 +600,13 @@ mod tests {
         realized_performance: None,
     };
 
+    fn canary(step: usize, minute: i64) -> State {
+        State::Canary {
+            step,
+            since: t(minute),
+        }
+    }
+
     fn percent(rollout: &Rollout) -> f64 {
         rollout.canary_weight().percent()
     }
@@ -591,6 +618,7 @@ mod tests {
         r.start(t(0), None).unwrap();
         assert!(r.shadowing());
         assert_eq!((percent(&r), r.window_start()), (0.0, Some(t(0))));
+        assert_eq!(r.analysis_due_at(), Some(t(10)));
         assert_eq!(r.tick(t(9), &OK, &OK).unwrap(), None, "shadow not over");
         let mut weights = Vec::new();
         for minute in [10, 15, 20, 25] {
@@ -611,23 +639,10 @@ mod tests {
     fn failures_beyond_the_limit_roll_back() {
         let mut r = rollout(spec("0", 1));
         r.start(t(0), None).unwrap();
-        assert_eq!(
-            r.state(),
-            &State::Canary {
-                step: 0,
-                since: t(0)
-            }
-        );
+        assert_eq!(r.state(), &canary(0, 0));
         let bad = window(100, 10);
         let first = r.tick(t(5), &OK, &bad).unwrap().unwrap();
-        assert_eq!(
-            r.state(),
-            &State::Canary {
-                step: 0,
-                since: t(5)
-            },
-            "bakes again"
-        );
+        assert_eq!(r.state(), &canary(0, 5), "bakes again");
         assert!(
             first.reason.contains("failure 1 of 1 tolerated"),
             "{}",
@@ -670,13 +685,7 @@ mod tests {
         assert_eq!(r.tick(t(60), &OK, &OK).unwrap(), None);
         assert!(r.pause(t(60), "ann", "again").is_err());
         r.resume(t(61), "ann", "traffic is back").unwrap();
-        assert_eq!(
-            r.state(),
-            &State::Canary {
-                step: 1,
-                since: t(61)
-            }
-        );
+        assert_eq!(r.state(), &canary(1, 61));
         let err = r.resume(t(62), "ann", "again").unwrap_err();
         assert_eq!(err.to_string(), "cannot resume rollout r1: it is canary");
     }
@@ -696,13 +705,7 @@ mod tests {
         let mut r = rollout(spec("0", 0));
         r.start(t(0), None).unwrap();
         let promoted = r.force_promote(t(1), "bob", "hotfix").unwrap();
-        assert_eq!(
-            promoted.from,
-            State::Canary {
-                step: 0,
-                since: t(0)
-            }
-        );
+        assert_eq!(promoted.from, canary(0, 0));
         assert_eq!(
             (percent(&r), promoted.reason.as_str()),
             (100.0, "force-promote: hotfix")
@@ -839,9 +842,15 @@ mod tests {
                 prop_assert_eq!(&result, &apply(&mut stored, now, op));
                 match &result {
                     Err(_) => prop_assert_eq!(&direct, &before, "an error changes nothing"),
-                    Ok(None) => prop_assert_eq!(&direct, &before),
+                    Ok(None) => {
+                        prop_assert_eq!(&direct, &before);
+                        prop_assert!(before.analysis_due_at().is_none_or(|due| now < due));
+                    }
                     Ok(Some(transition)) => {
                         prop_assert!(!before.is_finished(), "finished states are terminal");
+                        if transition.analysis.is_some() {
+                            prop_assert!(before.analysis_due_at().is_some_and(|due| due <= now));
+                        }
                         prop_assert_eq!(&transition.from, before.state());
                         prop_assert_eq!(&transition.to, direct.state());
                         prop_assert_eq!(direct.history().last(), Some(transition));

@@ -41,9 +41,10 @@
 //!    (if the endpoint has one) gives [`Route::Primary`] or [`Route::Canary`]. No allocation, no
 //!    lock. While shadowing, mirror the request to the candidate off the hot path and feed both
 //!    outputs to a [`ShadowComparison`] (per window; merge the replicas' comparisons).
-//! 4. **Drive**: every few seconds, for each unfinished rollout, compute both sides'
-//!    [`WindowStats`] over `[window_start(), now)` ([`Rollout::window_start`]; a new window
-//!    starts at every transition) and call [`Rollout::tick`]. While shadowing, set the
+//! 4. **Drive**: every few seconds, for each unfinished rollout whose
+//!    [`Rollout::analysis_due_at`] has come, compute both sides' [`WindowStats`] over
+//!    `[window_start(), now)` ([`Rollout::window_start`]; a new window starts at every
+//!    transition) and call [`Rollout::tick`]. While shadowing, set the
 //!    candidate's `shadow_agreement` from [`ShadowComparison::agreement_rate`]. On
 //!    `Some(transition)`: in one store transaction, save the rollout's JSON and the transition
 //!    as an audit row; then apply the new weight, or, on `Promoted`/`RolledBack`, swap the
@@ -68,6 +69,7 @@ pub use controller::{
 };
 pub use shadow::{ShadowComparison, ShadowExample};
 pub use spec::{
-    Bound, Check, During, HumanDuration, InvalidSpec, Metric, RolloutSpec, SpecError, SpecProblem,
+    Bound, Check, DurationError, During, HumanDuration, InvalidSpec, Metric, RolloutSpec,
+    SpecError, SpecProblem,
 };
 pub use split::{Route, Splitter, Weight};

@@ -48,8 +48,10 @@ impl HumanDuration {
 
     /// The duration as chrono's type, to add to or compare with timestamps.
     pub fn as_time_delta(self) -> TimeDelta {
-        // Parsing caps the value at i64::MAX milliseconds, which chrono accepts.
-        TimeDelta::milliseconds(i64::try_from(self.millis).unwrap_or(i64::MAX))
+        i64::try_from(self.millis)
+            .ok()
+            .and_then(TimeDelta::try_milliseconds)
+            .unwrap_or(TimeDelta::MAX)
     }
 }
 
@@ -370,7 +372,7 @@ fn join(problems: &[SpecProblem]) -> String {
 /// A spec that could not be read or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("rollout spec is not valid YAML for its schema: {0}")]
+    #[error("cannot read the rollout spec: {0}")]
     Yaml(#[from] serde_yaml::Error),
     #[error(transparent)]
     Invalid(#[from] InvalidSpec),
