@@ -53,6 +53,35 @@
 //!    [`Rollout::force_promote`] from the API; map [`RolloutError::IllegalOperation`] to
 //!    409 and [`InvalidSpec`] to 400.
 //!
+//! ```
+//! use berth_rollout::{Rollout, RolloutSpec, Route, Splitter, VersionRef, WindowStats};
+//! use chrono::{DateTime, Utc};
+//!
+//! let spec = RolloutSpec::from_yaml(
+//!     "steps: [10, 100]\nbake: 5m\nchecks: [{metric: error_rate, max_increase: 0.01}]",
+//! )?;
+//! let version = |version| VersionRef { model: "churn".into(), version };
+//! let mut rollout = Rollout::new("r-1", "churn-api", version(3), version(4), spec)?;
+//! rollout.start(DateTime::<Utc>::UNIX_EPOCH, None)?;
+//!
+//! // Hot path: one splitter per rollout; the weight is refreshed after each transition.
+//! let splitter = Splitter::new(rollout.id());
+//! let route = splitter.route(rollout.canary_weight(), Some(b"customer-17".as_slice()));
+//! assert!(matches!(route, Route::Primary | Route::Canary));
+//!
+//! // Driver: once the bake is over, analyse the window, then persist and apply the change.
+//! let now = rollout.analysis_due_at().expect("the canary is running");
+//! let primary = WindowStats { requests: 900, errors: 9, ..WindowStats::default() };
+//! let candidate = WindowStats { requests: 100, errors: 1, ..WindowStats::default() };
+//! let transition = rollout.tick(now, &primary, &candidate)?.expect("the bake is over");
+//! let audit_event = serde_json::to_string(&transition)?;
+//! let stored = serde_json::to_string(&rollout)?;
+//! assert_eq!(serde_json::from_str::<Rollout>(&stored)?, rollout);
+//! assert_eq!(rollout.canary_weight().percent(), 100.0);
+//! # let _ = audit_event;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! What to persist: the [`Rollout`] (its spec, state, failure count and history) and each
 //! [`Transition`]. Deserializing a rollout re-checks its spec and step index, so a stored
 //! rollout either resumes exactly or fails to load with a reason.
