@@ -3,13 +3,13 @@
 # must be 2xx. Loopback only; wrk stops after its duration. Usage: bench/alias_flips.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source bench/lib.sh
 seconds="${1:-20}"
-command -v wrk > /dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release --locked -p berth --bin berth 2>&1 | tail -n 1
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 berth() { target/release/berth --store "$work/data" --actor load-test "$@"; }
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 
 target/release/berth --store "$work/data" --actor load-test up --listen "127.0.0.1:$port" --poll-ms 100 \
     > /dev/null 2> "$work/up.log" &
@@ -17,12 +17,7 @@ server=$!
 trap 'kill "$server" 2>/dev/null || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 2
 berth models register churn fixtures/models/lgbm_classifier.txt > /dev/null
-row="$(printf '1.5,%.0s' $(seq 23) | sed 's/,$//')"
-cat > "$work/infer.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"inputs":[{"name":"input","shape":[1,23],"datatype":"FP32","data":[$row]}]}'
-LUA
+infer_lua "$work/infer.lua" "$(v2_body)"
 wrk -t1 -c16 -d"${seconds}s" -s "$work/infer.lua" "http://127.0.0.1:$port/v2/models/churn/infer" > "$work/wrk.txt" &
 wrk_pid=$!
 sleep 1

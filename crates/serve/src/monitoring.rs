@@ -47,6 +47,8 @@ use crate::protocol::json_error;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// Observations waiting for the profiling task at most.
 const QUEUE: usize = 4096;
+/// How long observations are gathered before they are profiled together.
+const GATHER: Duration = Duration::from_millis(100);
 /// How far back the gauges look.
 const GAUGE_SPAN: Duration = Duration::from_secs(3600);
 
@@ -295,11 +297,21 @@ impl LiveProfiles {
     }
 
     async fn profile(self, mut observations: mpsc::Receiver<Observation>) {
-        while let Some(first) = observations.recv().await {
-            // Whatever else has arrived is profiled together.
+        let mut open = true;
+        while open && let Some(first) = observations.recv().await {
+            // What arrives within GATHER is profiled together: one builder per window for many
+            // requests, rather than one per request.
             let mut batch = vec![first];
-            while let Ok(o) = observations.try_recv() {
-                batch.push(o);
+            let deadline = tokio::time::Instant::now() + GATHER;
+            loop {
+                match tokio::time::timeout_at(deadline, observations.recv()).await {
+                    Ok(Some(o)) => batch.push(o),
+                    Ok(None) => {
+                        open = false;
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
             let this = self.clone();
             // Profiling is CPU work: off the async workers.
@@ -318,11 +330,18 @@ impl LiveProfiles {
             let monitor = group[0].monitor.clone();
             let mut inputs = ProfileBuilder::new(&monitor.inputs);
             let mut outputs = monitor.outputs.as_ref().map(ProfileBuilder::new);
-            for o in &group {
-                observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &o.rows);
-                if let Some(outputs) = &mut outputs {
-                    outputs.observe_outputs(&o.outputs);
-                }
+            // The rows of all the group's requests at once: a column is read once per group.
+            let parts: Vec<&FeatureMatrix> = group.iter().map(|o| &o.rows).collect();
+            match FeatureMatrix::concat(&parts) {
+                Some(rows) => observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &rows),
+                None => parts.iter().for_each(|rows| {
+                    observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, rows)
+                }),
+            }
+            if let Some(outputs) = &mut outputs {
+                group
+                    .iter()
+                    .for_each(|o| outputs.observe_outputs(&o.outputs));
             }
             let profiles = WindowProfiles {
                 inputs: inputs.finish(),

@@ -295,8 +295,16 @@ impl MetadataStore {
             .map_err(StoreError::db("committing migrations"))
     }
 
+    /// Starts a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first and writes later cannot wait for another
+    /// process's writer (the server's record writer, say) and fails as busy at once, where an
+    /// immediate one waits for the lock.
     pub(crate) async fn begin(&self, doing: &str) -> Result<Transaction<'static, Any>, StoreError> {
-        self.pool.begin().await.map_err(StoreError::db(doing))
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(StoreError::db(doing))
     }
 
     /// `FOR UPDATE` where the backend has it (SQLite writers are serialised already).

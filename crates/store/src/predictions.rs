@@ -13,7 +13,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
 use crate::metadata::get;
-use crate::{MetadataStore, StoreError, failpoint};
+use crate::{Backend, MetadataStore, StoreError, failpoint};
 
 /// One row of the `predictions` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +42,14 @@ const COLUMNS: &str =
     "id, time_ms, endpoint, model, version, role, protocol, rows, latency_us, inputs, outputs";
 const COLUMN_COUNT: usize = 11;
 
-/// Rows per `INSERT` statement: 11 parameters each stays far below the parameter limits of
-/// SQLite (32766) and PostgreSQL (65535).
+/// Rows per `INSERT` statement on PostgreSQL: 11 parameters each stays far below its limit
+/// (65535).
 const ROWS_PER_STATEMENT: usize = 200;
+/// Rows per `INSERT` statement on SQLite: binding a parameter there looks its name up among all
+/// of the statement's, so the cost grows with the square of the parameters per statement; at
+/// 200 rows that lookup took more CPU than serving the predictions (measured with perf in
+/// bench/monitoring_overhead.sh).
+const SQLITE_ROWS_PER_STATEMENT: usize = 16;
 
 fn row_from(row: &AnyRow) -> Result<PredictionRow, StoreError> {
     let json = |column: &str| -> Result<Value, StoreError> {
@@ -98,7 +103,11 @@ impl MetadataStore {
         }
         let mut tx = self.begin("writing prediction records").await?;
         let mut inserted = 0;
-        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+        let rows_per_statement = match self.backend() {
+            Backend::Sqlite => SQLITE_ROWS_PER_STATEMENT,
+            Backend::Postgres => ROWS_PER_STATEMENT,
+        };
+        for chunk in batch.chunks(rows_per_statement) {
             // Built from constant text and placeholders only; the values are bound.
             let mut query = sqlx::query(AssertSqlSafe(insert_statement(chunk.len())));
             for p in chunk {
