@@ -8,7 +8,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use berth_core::{NamedTensor, TensorData, output_columns, text_at};
+use berth_core::{NamedTensor, json_at, output_columns, text_at};
+
+use berth_tables::TableError;
 
 use crate::BatchError;
 
@@ -28,27 +30,12 @@ impl OutputFormat {
         {
             Some("csv") => Ok(OutputFormat::Csv),
             Some("jsonl" | "ndjson") => Ok(OutputFormat::JsonLines),
-            _ => Err(BatchError::Format {
+            _ => Err(TableError::Format {
                 path: path.to_path_buf(),
                 expected: ".csv or .jsonl",
-            }),
+            }
+            .into()),
         }
-    }
-}
-
-fn json_cell(data: &TensorData, i: usize) -> serde_json::Value {
-    use serde_json::Value;
-    match data {
-        TensorData::Bool(v) => Value::Bool(v[i]),
-        TensorData::Int32(v) => Value::from(v[i]),
-        TensorData::Int64(v) => Value::from(v[i]),
-        TensorData::Fp32(v) => {
-            serde_json::Number::from_f64(f64::from(v[i])).map_or(Value::Null, Value::Number)
-        }
-        TensorData::Fp64(v) => {
-            serde_json::Number::from_f64(v[i]).map_or(Value::Null, Value::Number)
-        }
-        TensorData::Bytes(v) => Value::String(v[i].clone()),
     }
 }
 
@@ -76,7 +63,7 @@ impl TableWriter {
                 let mut partial = path.as_os_str().to_owned();
                 partial.push(".partial");
                 let partial = PathBuf::from(partial);
-                let file = File::create(&partial).map_err(|e| BatchError::io(&partial, e))?;
+                let file = File::create(&partial).map_err(|e| TableError::io(&partial, e))?;
                 (
                     Box::new(BufWriter::new(file)),
                     format,
@@ -116,7 +103,7 @@ impl TableWriter {
         rows: usize,
     ) -> Result<(), BatchError> {
         let columns = output_columns(outputs);
-        let io = |e: std::io::Error, path: PathBuf| BatchError::io(path, e);
+        let io = |e: std::io::Error, path: PathBuf| TableError::io(path, e);
         match self.format {
             OutputFormat::Csv => {
                 let mut line = String::new();
@@ -156,7 +143,7 @@ impl TableWriter {
                     for (i, names) in &columns {
                         let data = outputs[*i].tensor.data();
                         for (k, name) in names.iter().enumerate() {
-                            object.insert(name.clone(), json_cell(data, r * names.len() + k));
+                            object.insert(name.clone(), json_at(data, r * names.len() + k));
                         }
                     }
                     writeln!(self.out, "{}", serde_json::Value::Object(object))
@@ -171,10 +158,10 @@ impl TableWriter {
     pub fn finish(mut self) -> Result<(), BatchError> {
         self.out
             .flush()
-            .map_err(|e| BatchError::io(self.path(), e))?;
+            .map_err(|e| TableError::io(self.path(), e))?;
         drop(self.out);
         if let Target::File { partial, done } = &self.target {
-            std::fs::rename(partial, done).map_err(|e| BatchError::io(done, e))?;
+            std::fs::rename(partial, done).map_err(|e| TableError::io(done, e))?;
         }
         Ok(())
     }

@@ -81,36 +81,53 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
         .map(|(_, l)| l.split_once(',').map_or(l, |(_, rest)| rest))
         .collect();
     std::fs::write(&reference, without_id.join("\n")).expect("write");
-    let register = |drift: &std::path::Path| {
-        common::berth(&[
-            "--store",
-            store,
-            "models",
-            "register",
-            "churn",
-            model.to_str().expect("utf-8"),
-            "--reference",
-            reference.to_str().expect("utf-8"),
-            "--drift",
-            drift.to_str().expect("utf-8"),
-        ])
+    let model = model.to_str().expect("utf-8");
+    let reference = reference.to_str().expect("utf-8");
+    let register = |extra: &[&str]| {
+        common::berth(
+            &[
+                &["--store", store, "models", "register", "churn", model],
+                extra,
+            ]
+            .concat(),
+        )
     };
-    let bad = dir.path().join("bad-drift.yaml");
-    std::fs::write(&bad, "threshold: -1\n").expect("write");
-    let refused = register(&bad);
-    assert_eq!(
-        refused.status.code(),
-        Some(2),
-        "bad drift settings are refused"
+    let drift_file = |name: &str, yaml: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, yaml).expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    // Drift settings that cannot apply are refused, naming what is wrong.
+    let bad = drift_file("bad.yaml", "threshold: -1\n");
+    let unknown = drift_file(
+        "unknown.yaml",
+        "columns:\n  no_such_feature:\n    method: psi\n",
     );
-    let message = String::from_utf8_lossy(&refused.stderr);
+    for (extra, expected) in [
+        (
+            vec!["--reference", reference, "--drift", &bad],
+            "threshold: expected a number above 0, got -1",
+        ),
+        (
+            vec!["--reference", reference, "--drift", &unknown],
+            "got no_such_feature",
+        ),
+        (vec!["--drift", &unknown], "without reference data"),
+    ] {
+        let refused = register(&extra);
+        let message = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{extra:?}: {message}");
+        assert!(message.contains(expected), "{extra:?}: {message}");
+    }
+    let settings = drift_file(
+        "drift.yaml",
+        "columns:\n  monthly_charges:\n    method: psi\n",
+    );
     assert!(
-        message.contains("threshold: expected a number above 0, got -1"),
-        "{message}"
+        register(&["--reference", reference, "--drift", &settings])
+            .status
+            .success()
     );
-    let settings = dir.path().join("drift.yaml");
-    std::fs::write(&settings, "columns:\n  monthly_charges:\n    method: psi\n").expect("write");
-    assert!(register(&settings).status.success());
     cli(&["alias", "set", "churn@champion", "2"]);
     cli(&["endpoints", "set", "churn-moved", "churn@champion"]);
     // Both endpoints serve version 2 once the server has picked the changes up.

@@ -1,5 +1,5 @@
 //! The columns of a prediction's outputs, named the same way everywhere: batch scoring writes
-//! them, monitoring profiles them.
+//! them, monitoring profiles them; and one output value as text or JSON.
 //!
 //! Outputs are named by role, so every model's columns read alike: `label`, `p_0, p_1, ...`
 //! for class probabilities, `value` (or `value_0, ...`) for scores; by output name when two
@@ -78,6 +78,20 @@ pub fn text_at(data: &TensorData, i: usize) -> String {
         TensorData::Fp32(v) => v[i].to_string(),
         TensorData::Fp64(v) => v[i].to_string(),
         TensorData::Bytes(v) => v[i].clone(),
+    }
+}
+
+/// One value as JSON (NaN and infinities as null, which JSON cannot write).
+pub fn json_at(data: &TensorData, i: usize) -> serde_json::Value {
+    use serde_json::Value;
+    let number = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+    match data {
+        TensorData::Bool(v) => Value::Bool(v[i]),
+        TensorData::Int32(v) => Value::from(v[i]),
+        TensorData::Int64(v) => Value::from(v[i]),
+        TensorData::Fp32(v) => number(f64::from(v[i])),
+        TensorData::Fp64(v) => number(v[i]),
+        TensorData::Bytes(v) => Value::String(v[i].clone()),
     }
 }
 

@@ -229,8 +229,15 @@ impl Registry {
                         RegistryError::Invalid(format!("profiling the reference data failed: {e}"))
                     })??
                 };
-                Some((self.artifacts.put(bytes).await?, profiles))
+                Some((bytes, profiles))
             }
+            None => None,
+        };
+        if let Some(drift) = &request.drift {
+            reference::check_drift_columns(drift, reference.as_ref().map(|(_, p)| p))?;
+        }
+        let reference = match reference {
+            Some((bytes, profiles)) => Some((self.artifacts.put(bytes).await?, profiles)),
             None => None,
         };
         let stored = self.artifacts.put(artifact).await?;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use berth_core::Signature;
-use berth_monitor::ReferenceProfile;
+use berth_monitor::{DriftConfig, ReferenceProfile};
 use berth_runtime::Model;
 use berth_tables::{Features, TableReader};
 use bytes::Bytes;
@@ -21,6 +21,8 @@ pub(crate) struct ReferenceProfiles {
     pub inputs: Value,
     /// `None` when the model could not score the data as it is (logged).
     pub outputs: Option<Value>,
+    /// The names of the profiled columns, inputs then outputs.
+    pub columns: Vec<String>,
 }
 
 /// Profiles reference data (`name` says Parquet or CSV) and `model`'s predictions on it. The
@@ -58,9 +60,16 @@ pub(crate) fn profile_reference(
         }
     };
     let json = |p: &ReferenceProfile| serde_json::to_value(p).map_err(|e| invalid(e.to_string()));
+    let columns = inputs
+        .columns
+        .iter()
+        .chain(outputs.iter().flat_map(|o| &o.columns))
+        .map(|c| c.name.clone())
+        .collect();
     Ok(ReferenceProfiles {
         inputs: json(&inputs)?,
         outputs: outputs.as_ref().map(json).transpose()?,
+        columns,
     })
 }
 
@@ -96,4 +105,43 @@ fn strip(message: String, path: &Path) -> String {
     message
         .strip_prefix(&prefix)
         .map_or(message.clone(), str::to_string)
+}
+
+/// Drift settings name only columns that are profiled, and need reference data to apply to.
+pub(crate) fn check_drift_columns(
+    drift: &DriftConfig,
+    profiles: Option<&ReferenceProfiles>,
+) -> Result<(), RegistryError> {
+    let Some(profiles) = profiles else {
+        return Err(RegistryError::Invalid(
+            "drift settings are given without reference data to compare with (--reference, or \
+             reference_base64 in the API)"
+                .into(),
+        ));
+    };
+    let unknown: Vec<&str> = drift
+        .columns
+        .keys()
+        .filter(|name| !profiles.columns.contains(name))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = profiles
+        .columns
+        .iter()
+        .take(30)
+        .map(String::as_str)
+        .collect();
+    Err(RegistryError::Invalid(format!(
+        "drift settings: columns: expected columns of the reference data or outputs ({}{}), got {}",
+        known.join(", "),
+        if profiles.columns.len() > known.len() {
+            ", ..."
+        } else {
+            ""
+        },
+        unknown.join(", ")
+    )))
 }

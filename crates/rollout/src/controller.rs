@@ -124,6 +124,27 @@ pub enum Operation {
     ForcePromote,
 }
 
+/// What an operator can ask of a rollout ([`Rollout::operate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    Pause,
+    Resume,
+    Abort,
+    ForcePromote,
+}
+
+impl From<Command> for Operation {
+    fn from(command: Command) -> Self {
+        match command {
+            Command::Pause => Operation::Pause,
+            Command::Resume => Operation::Resume,
+            Command::Abort => Operation::Abort,
+            Command::ForcePromote => Operation::ForcePromote,
+        }
+    }
+}
+
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -433,67 +454,32 @@ impl Rollout {
         )))
     }
 
-    /// Holds the rollout at its current traffic until [`Rollout::resume`].
-    pub fn pause(
+    /// Carries out an operator's `command` (`who` asked, `why`):
+    /// - `Pause` holds the rollout at its current traffic until `Resume`;
+    /// - `Resume` continues a paused rollout where it was held, its bake starting again at `now`;
+    /// - `Abort` rolls back: the primary serves everything again;
+    /// - `ForcePromote` promotes now, skipping the remaining steps and their analyses.
+    pub fn operate(
         &mut self,
         now: DateTime<Utc>,
-        who: &str,
-        why: &str,
-    ) -> Result<Transition, RolloutError> {
-        self.operate(now, Operation::Pause, who, why)
-    }
-
-    /// Resumes a paused rollout where it was held; its bake starts again from `now`.
-    pub fn resume(
-        &mut self,
-        now: DateTime<Utc>,
-        who: &str,
-        why: &str,
-    ) -> Result<Transition, RolloutError> {
-        self.operate(now, Operation::Resume, who, why)
-    }
-
-    /// Rolls back: the primary serves everything again.
-    pub fn abort(
-        &mut self,
-        now: DateTime<Utc>,
-        who: &str,
-        why: &str,
-    ) -> Result<Transition, RolloutError> {
-        self.operate(now, Operation::Abort, who, why)
-    }
-
-    /// Promotes now, skipping the remaining steps and their analyses.
-    pub fn force_promote(
-        &mut self,
-        now: DateTime<Utc>,
-        who: &str,
-        why: &str,
-    ) -> Result<Transition, RolloutError> {
-        self.operate(now, Operation::ForcePromote, who, why)
-    }
-
-    /// The operators' transitions: every legal (operation, state) pair is listed here.
-    fn operate(
-        &mut self,
-        now: DateTime<Utc>,
-        operation: Operation,
+        command: Command,
         who: &str,
         why: &str,
     ) -> Result<Transition, RolloutError> {
         self.check_time(now)?;
-        let to = match (operation, &self.state) {
-            (Operation::Pause, State::Shadowing { .. }) => State::Paused {
+        let operation = Operation::from(command);
+        let to = match (command, &self.state) {
+            (Command::Pause, State::Shadowing { .. }) => State::Paused {
                 resume_to: Stage::Shadow,
             },
-            (Operation::Pause, &State::Canary { step, .. }) => State::Paused {
+            (Command::Pause, &State::Canary { step, .. }) => State::Paused {
                 resume_to: Stage::Canary { step },
             },
-            (Operation::Resume, &State::Paused { resume_to }) => resume_to.running(now),
-            (Operation::Abort, state) if !state.is_finished() => State::RolledBack {
+            (Command::Resume, &State::Paused { resume_to }) => resume_to.running(now),
+            (Command::Abort, state) if !state.is_finished() => State::RolledBack {
                 reason: format!("aborted by {who}: {why}"),
             },
-            (Operation::ForcePromote, state) if !state.is_finished() => State::Promoted,
+            (Command::ForcePromote, state) if !state.is_finished() => State::Promoted,
             _ => return Err(self.illegal(operation)),
         };
         let reason = format!("{operation}: {why}");
@@ -659,7 +645,7 @@ mod tests {
         assert_eq!(analysis.candidate, bad);
         assert_eq!(percent(&r), 0.0);
         assert!(matches!(
-            r.abort(t(11), "ann", "again"),
+            r.operate(t(11), Command::Abort, "ann", "again"),
             Err(RolloutError::IllegalOperation {
                 operation: Operation::Abort,
                 state: "rolled back",
@@ -683,28 +669,36 @@ mod tests {
         assert_eq!(r.state(), &State::Paused { resume_to });
         assert_eq!((percent(&r), r.window_start()), (50.0, None));
         assert_eq!(r.tick(t(60), &OK, &OK).unwrap(), None);
-        assert!(r.pause(t(60), "ann", "again").is_err());
-        r.resume(t(61), "ann", "traffic is back").unwrap();
+        assert!(r.operate(t(60), Command::Pause, "ann", "again").is_err());
+        r.operate(t(61), Command::Resume, "ann", "traffic is back")
+            .unwrap();
         assert_eq!(r.state(), &canary(1, 61));
-        let err = r.resume(t(62), "ann", "again").unwrap_err();
+        let err = r
+            .operate(t(62), Command::Resume, "ann", "again")
+            .unwrap_err();
         assert_eq!(err.to_string(), "cannot resume rollout r1: it is canary");
     }
 
     #[test]
     fn manual_hold_abort_and_force_promote() {
         let mut r = rollout(spec("10m", 0));
-        assert!(r.pause(t(0), "ann", "wait").is_err(), "pending");
+        assert!(
+            r.operate(t(0), Command::Pause, "ann", "wait").is_err(),
+            "pending"
+        );
         r.start(t(0), None).unwrap();
-        let hold = r.pause(t(1), "ann", "load test").unwrap();
+        let hold = r.operate(t(1), Command::Pause, "ann", "load test").unwrap();
         assert_eq!(hold.by, Actor::Operator("ann".into()));
         assert!(r.shadowing(), "a held shadow keeps mirroring");
-        r.abort(t(2), "ann", "bad data").unwrap();
+        r.operate(t(2), Command::Abort, "ann", "bad data").unwrap();
         assert_eq!(percent(&r), 0.0);
         assert!(r.is_finished());
 
         let mut r = rollout(spec("0", 0));
         r.start(t(0), None).unwrap();
-        let promoted = r.force_promote(t(1), "bob", "hotfix").unwrap();
+        let promoted = r
+            .operate(t(1), Command::ForcePromote, "bob", "hotfix")
+            .unwrap();
         assert_eq!(promoted.from, canary(0, 0));
         assert_eq!(
             (percent(&r), promoted.reason.as_str()),
@@ -810,10 +804,12 @@ mod tests {
                 )
                 .map(Some),
             Op::Tick { requests, errors } => r.tick(now, &OK, &window(requests, errors)),
-            Op::Pause => r.pause(now, "op", "hold").map(Some),
-            Op::Resume => r.resume(now, "op", "go").map(Some),
-            Op::Abort => r.abort(now, "op", "stop").map(Some),
-            Op::ForcePromote => r.force_promote(now, "op", "ship").map(Some),
+            Op::Pause => r.operate(now, Command::Pause, "op", "hold").map(Some),
+            Op::Resume => r.operate(now, Command::Resume, "op", "go").map(Some),
+            Op::Abort => r.operate(now, Command::Abort, "op", "stop").map(Some),
+            Op::ForcePromote => r
+                .operate(now, Command::ForcePromote, "op", "ship")
+                .map(Some),
         }
     }
 

@@ -49,8 +49,8 @@
 //!    `Some(transition)`: in one store transaction, save the rollout's JSON and the transition
 //!    as an audit row; then apply the new weight, or, on `Promoted`/`RolledBack`, swap the
 //!    endpoint's primary atomically (that swap is the router's job, not this crate's).
-//! 5. **Operate**: [`Rollout::pause`], [`Rollout::resume`], [`Rollout::abort`] and
-//!    [`Rollout::force_promote`] from the API; map [`RolloutError::IllegalOperation`] to
+//! 5. **Operate**: [`Rollout::operate`] with a [`Command`] (pause, resume, abort,
+//!    force-promote) from the API; map [`RolloutError::IllegalOperation`] to
 //!    409 and [`InvalidSpec`] to 400.
 //!
 //! ```
@@ -94,7 +94,7 @@ pub mod split;
 
 pub use analysis::{Analysis, CheckResult, Outcome, Phase, Verdict, WindowStats, analyse};
 pub use controller::{
-    Actor, Operation, Rollout, RolloutError, Stage, State, Transition, VersionRef,
+    Actor, Command, Operation, Rollout, RolloutError, Stage, State, Transition, VersionRef,
 };
 pub use shadow::{ShadowComparison, ShadowExample};
 pub use spec::{

@@ -193,6 +193,9 @@ struct LiveState {
     /// start (ms since the epoch) → profiles, per endpoint and version.
     windows: HashMap<Key, BTreeMap<i64, Window>>,
     monitors: HashMap<(String, i64), Arc<VersionMonitor>>,
+    /// Endpoint → start of the last window this process profiled traffic of (the gauges cover
+    /// the endpoints served within [`GAUGE_SPAN`]).
+    served: HashMap<String, i64>,
 }
 
 /// The live profiles of every endpoint this process serves; cheap to clone.
@@ -353,6 +356,7 @@ impl LiveProfiles {
             state
                 .monitors
                 .insert((key.model.clone(), key.version), monitor.clone());
+            state.served.insert(key.endpoint.clone(), start);
             let series = state.windows.entry(key.clone()).or_default();
             match series.get_mut(&start) {
                 Some(window) => {
@@ -567,14 +571,19 @@ impl LiveProfiles {
         Ok(monitor)
     }
 
-    /// Sets the gauges from the last hour of every endpoint this process has windows of.
+    /// Sets the gauges from the last hour of every endpoint this process served in that hour.
     async fn refresh_gauges(&self) {
-        let endpoints: HashSet<String> = match self.state.lock() {
-            Ok(state) => state.windows.keys().map(|k| k.endpoint.clone()).collect(),
-            Err(_) => return,
-        };
         let now = Utc::now();
         let from = now - GAUGE_SPAN;
+        let endpoints: Vec<String> = match self.state.lock() {
+            Ok(mut state) => {
+                state
+                    .served
+                    .retain(|_, &mut last| last >= window_start(from));
+                state.served.keys().cloned().collect()
+            }
+            Err(_) => return,
+        };
         let mut all = Vec::new();
         for endpoint in endpoints {
             match self.reports(&endpoint, from, now).await {

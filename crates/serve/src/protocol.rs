@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use berth_core::{NamedTensor, TensorData};
+use berth_core::{NamedTensor, json_at};
 use serde_json::{Value, json};
 
 use crate::batcher::BatchError;
@@ -82,26 +82,10 @@ pub fn answer_headers(deployment: &Deployment, prediction_id: &str) -> HeaderMap
     headers
 }
 
-fn number(x: f64) -> Value {
-    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
-}
-
-/// Value `i` of a tensor as JSON (NaN and infinities as null).
-pub fn value_at(data: &TensorData, i: usize) -> Value {
-    match data {
-        TensorData::Bool(v) => json!(v[i]),
-        TensorData::Int32(v) => json!(v[i]),
-        TensorData::Int64(v) => json!(v[i]),
-        TensorData::Fp32(v) => number(f64::from(v[i])),
-        TensorData::Fp64(v) => number(v[i]),
-        TensorData::Bytes(v) => json!(v[i]),
-    }
-}
-
 /// All values of a tensor, flat, as JSON.
 pub fn values(t: &NamedTensor) -> Vec<Value> {
     (0..t.tensor.data().len())
-        .map(|i| value_at(t.tensor.data(), i))
+        .map(|i| json_at(t.tensor.data(), i))
         .collect()
 }
 
@@ -109,11 +93,11 @@ pub fn values(t: &NamedTensor) -> Vec<Value> {
 pub fn row_value(t: &NamedTensor, r: usize) -> Value {
     let w = t.tensor.row_width();
     if w == 1 && t.tensor.shape().len() <= 2 {
-        value_at(t.tensor.data(), r)
+        json_at(t.tensor.data(), r)
     } else {
         Value::Array(
             (r * w..(r + 1) * w)
-                .map(|i| value_at(t.tensor.data(), i))
+                .map(|i| json_at(t.tensor.data(), i))
                 .collect(),
         )
     }

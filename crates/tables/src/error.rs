@@ -1,4 +1,4 @@
-//! Errors of reading a table; each names the file, row or column at fault.
+//! Errors of reading or writing a table; each names the file, row or column at fault.
 
 use std::path::PathBuf;
 
@@ -43,7 +43,7 @@ pub enum TableError {
 }
 
 impl TableError {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         TableError::Io {
             path: path.into(),
             source,
