@@ -14,6 +14,7 @@ use berth_core::Signature;
 use berth_registry::RegistryError;
 use berth_runtime::LoadOptions;
 use berth_serve::deployment::{Deployment, Router};
+use berth_serve::route::Route;
 use clap::Args;
 
 use crate::batching_args::BatchArgs;
@@ -58,7 +59,7 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
     let signature = Signature::infer(model.info());
     let config = args.batching.policy()?.for_version(&name, 1);
     let routes = Arc::new(Router::default());
-    let deployment = Arc::new(Deployment::start(
+    let route = Arc::new(Route::single(Arc::new(Deployment::start(
         &name,
         1,
         model,
@@ -66,10 +67,10 @@ pub async fn run(args: ServeArgs, threads: usize) -> anyhow::Result<()> {
         config,
         routes.watchers(),
         None,
-    ));
+    ))));
     routes.replace(HashMap::from([
-        (name.clone(), deployment.clone()),
-        (format!("{name}/1"), deployment),
+        (name.clone(), route.clone()),
+        (format!("{name}/1"), route),
     ]));
     let app = berth_serve::inference_router(routes);
     let bound = crate::server::bind(args.listen).await?;

@@ -31,7 +31,7 @@ use serde_json::Value;
 
 pub use error::RegistryError;
 pub use names::{ModelRef, Selector, check_alias, check_name};
-pub use policy::{Target, TrafficPolicy};
+pub use policy::{Canary, StickyKey, Target, TrafficPolicy};
 pub use signature_file::parse_signature_yaml;
 
 /// Where the registry reads the time; tests replace it to place changes at known times.
@@ -375,18 +375,46 @@ impl Registry {
         actor: &str,
         reason: Option<String>,
     ) -> Result<EndpointRecord, RegistryError> {
+        self.set_endpoint_policy(endpoint, &TrafficPolicy::primary(target), actor, reason)
+            .await
+    }
+
+    /// Sets an endpoint's whole traffic policy, once every target in it resolves.
+    pub async fn set_endpoint_policy(
+        &self,
+        endpoint: &str,
+        policy: &TrafficPolicy,
+        actor: &str,
+        reason: Option<String>,
+    ) -> Result<EndpointRecord, RegistryError> {
         check_name("endpoint", endpoint)?;
-        self.resolve(&target.to_model_ref()).await?;
-        let model = target.model().to_string();
-        let policy = serde_json::to_value(TrafficPolicy { primary: target })
-            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        policy.validate()?;
+        for target in policy.targets() {
+            self.resolve(&target.to_model_ref()).await?;
+        }
+        let model = policy.primary.model().to_string();
+        let policy =
+            serde_json::to_value(policy).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         self.meta
             .set_endpoint(endpoint, &policy, Some(&model), &self.change(actor, reason))
             .await?;
+        self.endpoint(endpoint).await
+    }
+
+    /// One endpoint.
+    pub async fn endpoint(&self, endpoint: &str) -> Result<EndpointRecord, RegistryError> {
         self.meta
             .get_endpoint(endpoint)
             .await?
-            .ok_or_else(|| RegistryError::NotFound(format!("endpoint '{endpoint}' vanished")))
+            .ok_or_else(|| RegistryError::NotFound(format!("endpoint '{endpoint}' does not exist")))
+    }
+
+    /// An endpoint's traffic policy.
+    pub async fn endpoint_policy(&self, endpoint: &str) -> Result<TrafficPolicy, RegistryError> {
+        let record = self.endpoint(endpoint).await?;
+        serde_json::from_value(record.policy.clone()).map_err(|e| {
+            RegistryError::Invalid(format!("endpoint '{endpoint}': stored policy unreadable: {e}"))
+        })
     }
 
     pub async fn endpoints(&self) -> Result<Vec<EndpointRecord>, RegistryError> {

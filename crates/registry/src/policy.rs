@@ -1,5 +1,6 @@
-//! An endpoint's traffic policy. Today one primary target — a pinned version or an alias —;
-//! canary weights, shadows and sticky keys will extend this type, and the router reads it.
+//! An endpoint's traffic policy: the primary target (a pinned version or an alias), an optional
+//! canary with a weight, shadows that are mirrored but never answer, and an optional sticky key
+//! so one entity always sees the same version. The router reads it; a rollout writes it.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,8 +65,99 @@ impl std::fmt::Display for Target {
 }
 
 /// How an endpoint routes its traffic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrafficPolicy {
+    /// Answers every request the canary does not take.
     pub primary: Target,
+    /// Answers a share of the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
+    /// Get a copy of every request off the hot path; their answers are compared, never returned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadows: Vec<Target>,
+    /// What identifies an entity, so that it always gets the same version within a step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<StickyKey>,
+}
+
+/// The version that answers a share of an endpoint's requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canary {
+    pub target: Target,
+    /// Percent of requests, in (0, 100].
+    pub weight: f64,
+    /// Seeds the split (the rollout's id while a rollout runs): the same key and seed always
+    /// land on the same side, and a rising weight only moves keys from primary to canary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+}
+
+/// Where a request's sticky key is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StickyKey {
+    /// An HTTP header (its value's bytes).
+    Header(String),
+    /// An input field (its value in the request's first row).
+    Field(String),
+}
+
+impl TrafficPolicy {
+    /// Everything to the primary.
+    pub fn primary(target: Target) -> Self {
+        Self {
+            primary: target,
+            canary: None,
+            shadows: Vec::new(),
+            sticky: None,
+        }
+    }
+
+    /// Every target the policy names: primary, canary, shadows.
+    pub fn targets(&self) -> impl Iterator<Item = &Target> {
+        std::iter::once(&self.primary)
+            .chain(self.canary.as_ref().map(|c| &c.target))
+            .chain(&self.shadows)
+    }
+
+    /// Refuses what cannot be served: a weight outside (0, 100], a canary or shadow of another
+    /// model, an empty sticky key name.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        let model = self.primary.model();
+        if let Some(canary) = &self.canary
+            && !(canary.weight > 0.0 && canary.weight <= 100.0)
+        {
+            return Err(RegistryError::Invalid(format!(
+                "canary.weight: expected a percent in (0, 100], got {}",
+                canary.weight
+            )));
+        }
+        if let Some(other) = self.targets().find(|t| t.model() != model) {
+            return Err(RegistryError::Invalid(format!(
+                "{other}: canary and shadows must be versions of the primary's model {model:?}"
+            )));
+        }
+        match &self.sticky {
+            Some(StickyKey::Header(name) | StickyKey::Field(name)) if name.trim().is_empty() => {
+                Err(RegistryError::Invalid(
+                    "sticky: expected a header or field name, got an empty one".into(),
+                ))
+            }
+            Some(StickyKey::Header(name)) if header_name_invalid(name) => {
+                Err(RegistryError::Invalid(format!(
+                    "sticky.header: expected an HTTP header name (letters, digits, '-'), got {name:?}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Header names are ASCII tokens; anything else could never match a request's header.
+fn header_name_invalid(name: &str) -> bool {
+    !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.!#$%&'*+^`|~".contains(&b))
 }

@@ -15,6 +15,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use berth_core::{NamedTensor, OutputValues, output_values};
 use serde::{Deserialize, Serialize};
 
 /// Ratio between consecutive histogram bucket bounds.
@@ -160,6 +161,33 @@ impl ShadowComparison {
                 shadow: shadow.to_vec(),
                 classes: classes.map(|(p, s)| (p.to_owned(), s.to_owned())),
             });
+        }
+    }
+
+    /// Adds the rows of one mirrored request from both sides' model outputs, one comparison per
+    /// row (`ID` for one row, `ID#r` for row `r` of several): the scores are every numeric output
+    /// column ([`berth_core::output_values`]: probabilities or values), the classes the `label`
+    /// column when there is one.
+    pub fn record_outputs(
+        &mut self,
+        prediction_id: &str,
+        primary: &[NamedTensor],
+        shadow: &[NamedTensor],
+    ) {
+        let primary = RowsOf::new(primary);
+        let shadow = RowsOf::new(shadow);
+        let rows = primary.rows.max(shadow.rows);
+        for r in 0..rows {
+            let id = if rows == 1 {
+                prediction_id.to_owned()
+            } else {
+                format!("{prediction_id}#{r}")
+            };
+            let classes = match (primary.label(r), shadow.label(r)) {
+                (Some(p), Some(s)) => Some((p, s)),
+                _ => None,
+            };
+            self.record(&id, &primary.scores(r), &shadow.scores(r), classes);
         }
     }
 
@@ -370,5 +398,48 @@ mod tests {
                 prop_assert_eq!(&exact_sum, &all);
             }
         }
+    }
+}
+
+/// One side's outputs as columns, read by row.
+struct RowsOf {
+    rows: usize,
+    scores: Vec<Vec<f64>>,
+    labels: Option<Vec<String>>,
+}
+
+impl RowsOf {
+    fn new(outputs: &[NamedTensor]) -> Self {
+        let mut scores = Vec::new();
+        let mut labels = None;
+        for (_, values) in output_values(outputs) {
+            match values {
+                OutputValues::Numbers(v) => scores.push(v),
+                OutputValues::Labels(v) => labels = labels.or(Some(v)),
+            }
+        }
+        let rows = scores
+            .iter()
+            .map(Vec::len)
+            .chain(labels.as_ref().map(Vec::len))
+            .max()
+            .unwrap_or(0);
+        Self {
+            rows,
+            scores,
+            labels,
+        }
+    }
+
+    /// Row `r`'s scores; a row missing on this side gives none (incomparable).
+    fn scores(&self, r: usize) -> Vec<f64> {
+        self.scores
+            .iter()
+            .filter_map(|column| column.get(r).copied())
+            .collect()
+    }
+
+    fn label(&self, r: usize) -> Option<&str> {
+        self.labels.as_ref()?.get(r).map(String::as_str)
     }
 }

@@ -1,8 +1,9 @@
 //! What serves a request: a loaded model version with its signature and batcher, and the
-//! router that maps the `{m}` of a URL to one.
+//! router that maps the `{m}` of a URL to the [`Route`] that picks one.
 //!
-//! The router is the one place that decides which version answers a name. Today a name maps
-//! to one deployment (its primary); canary weights, shadows and sticky assignment plug in here.
+//! The router is the one place that decides which version answers a name: a model, an alias
+//! or a pinned version is answered by one deployment; an endpoint by its traffic policy's
+//! primary, canary and shadows (see [`crate::route`]).
 //!
 //! Every prediction is watched ([`Watchers`]): its batch goes into the metrics, and, when a
 //! recorder is set, a prediction record (inputs as the signature names them, outputs, latency)
@@ -17,6 +18,7 @@ use std::time::Instant;
 use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
 use berth_records::{Durability, PredictionRecord, Recorder, Role};
 use berth_runtime::Model;
+use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -24,6 +26,7 @@ use crate::batcher::{BatchConfig, BatchError, Batched, Batcher};
 use crate::metrics::ServeMetrics;
 use crate::monitoring::{LiveProfiles, VersionMonitor};
 use crate::protocol::row_value;
+use crate::route::{Route, TrafficWindows};
 use crate::validate::{Columns, ValidationError, validate};
 
 /// What watches every prediction a router's deployments make.
@@ -45,6 +48,8 @@ pub struct Caller<'a> {
     pub protocol: &'static str,
     pub arrived: Instant,
     pub time: DateTime<Utc>,
+    /// The request's headers, where a sticky key may be read.
+    pub headers: Option<&'a HeaderMap>,
 }
 
 impl<'a> Caller<'a> {
@@ -55,6 +60,15 @@ impl<'a> Caller<'a> {
             protocol,
             arrived: Instant::now(),
             time: Utc::now(),
+            headers: None,
+        }
+    }
+
+    /// The same caller, with the request's headers.
+    pub fn with_headers(self, headers: &'a HeaderMap) -> Self {
+        Self {
+            headers: Some(headers),
+            ..self
         }
     }
 }
@@ -95,6 +109,13 @@ pub enum ServeError {
     NotRecorded(String),
 }
 
+impl ServeError {
+    /// The version's fault rather than the client's: what a rollout counts as an error.
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, ServeError::Batch(_) | ServeError::NotRecorded(_))
+    }
+}
+
 impl Deployment {
     /// Starts serving `model` as `name`/`version` (spawns its batcher on the current runtime),
     /// watched by `watchers`; with a `monitor`, its inputs and outputs are profiled live.
@@ -119,11 +140,12 @@ impl Deployment {
     }
 
     /// Validates `columns` against the signature, scores them in a batch and records the
-    /// prediction.
+    /// prediction as made in `role`.
     pub async fn predict(
         &self,
         columns: &Columns,
         caller: &Caller<'_>,
+        role: Role,
     ) -> Result<Prediction, ServeError> {
         let rows = validate(&self.signature, columns).inspect_err(|e| {
             self.watchers.metrics.observe_rejected(
@@ -154,7 +176,7 @@ impl Deployment {
                 endpoint: caller.endpoint.to_string(),
                 model: self.model.clone(),
                 version: self.version,
-                role: Role::Primary,
+                role,
                 protocol: caller.protocol.to_string(),
                 rows: inputs.rows(),
                 latency: caller.arrived.elapsed(),
@@ -233,11 +255,12 @@ fn output_columns(outputs: &[NamedTensor]) -> BTreeMap<String, Vec<Value>> {
         .collect()
 }
 
-/// Names clients call (endpoints, `model@alias`, `model`) → the deployment that answers.
+/// Names clients call (endpoints, `model@alias`, `model`) → the route that answers them.
 #[derive(Default)]
 pub struct Router {
-    routes: RwLock<Arc<HashMap<String, Arc<Deployment>>>>,
+    routes: RwLock<Arc<HashMap<String, Arc<Route>>>>,
     watchers: Watchers,
+    windows: Arc<TrafficWindows>,
 }
 
 impl Router {
@@ -246,6 +269,7 @@ impl Router {
         Self {
             routes: RwLock::default(),
             watchers,
+            windows: Arc::default(),
         }
     }
 
@@ -259,8 +283,13 @@ impl Router {
         self.watchers.metrics.clone()
     }
 
-    /// Replaces the whole table at once: requests already holding a deployment finish on it.
-    pub fn replace(&self, routes: HashMap<String, Arc<Deployment>>) {
+    /// The current window of every endpoint's versions, for rollout analysis.
+    pub fn windows(&self) -> Arc<TrafficWindows> {
+        self.windows.clone()
+    }
+
+    /// Replaces the whole table at once: requests already holding a route finish on it.
+    pub fn replace(&self, routes: HashMap<String, Arc<Route>>) {
         self.watchers
             .metrics
             .set_loaded_versions(distinct(&routes).len());
@@ -271,46 +300,39 @@ impl Router {
         }
     }
 
-    fn table(&self) -> Arc<HashMap<String, Arc<Deployment>>> {
+    fn table(&self) -> Arc<HashMap<String, Arc<Route>>> {
         match self.routes.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    /// The deployment that answers `name`, optionally pinned to `version`.
-    pub fn resolve(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<Arc<Deployment>, ServeError> {
+    /// The route that answers `name`; pinned to `version`, the one deployment of that version.
+    pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<Route>, ServeError> {
         let table = self.table();
-        let deployment = table
+        let route = table
             .get(name)
             .ok_or_else(|| ServeError::NotFound(format!("model '{name}' is not served here")))?;
-        match version {
-            None => Ok(deployment.clone()),
-            Some(v) => {
-                let pinned = format!("{}/{v}", deployment.model);
-                table
-                    .get(&pinned)
-                    .cloned()
-                    .or_else(|| (v == deployment.version.to_string()).then(|| deployment.clone()))
-                    .ok_or_else(|| {
-                        ServeError::NotFound(format!(
-                            "version '{v}' of model '{name}' is not served here"
-                        ))
-                    })
-            }
+        let Some(v) = version else {
+            return Ok(route.clone());
+        };
+        if let Some(d) = route.deployments().find(|d| d.version.to_string() == v) {
+            return Ok(Arc::new(Route::single(d.clone())));
         }
+        let pinned = format!("{}/{v}", route.primary().model);
+        table.get(&pinned).cloned().ok_or_else(|| {
+            ServeError::NotFound(format!(
+                "version '{v}' of model '{name}' is not served here"
+            ))
+        })
     }
 
     /// The one deployment served, for protocols that name no model (MLflow's `/invocations`).
-    pub fn only(&self) -> Result<Arc<Deployment>, ServeError> {
+    pub fn only(&self) -> Result<Arc<Route>, ServeError> {
         let table = self.table();
         let distinct = distinct(&table);
         match distinct.as_slice() {
-            [one] => Ok((*one).clone()),
+            [one] => Ok(Arc::new(Route::single((*one).clone()))),
             [] => Err(ServeError::NotFound("no model is served".into())),
             _ => Err(ServeError::BadRequest(format!(
                 "{} model versions are served here: name one with the x-berth-model header (e.g. {})",
@@ -328,10 +350,10 @@ impl Router {
     }
 }
 
-/// The deployments of a table, each once (many names can point to one deployment).
-fn distinct(table: &HashMap<String, Arc<Deployment>>) -> Vec<&Arc<Deployment>> {
+/// The deployments of a table that answer, each once (many names can point to one).
+fn distinct(table: &HashMap<String, Arc<Route>>) -> Vec<&Arc<Deployment>> {
     let mut distinct: Vec<&Arc<Deployment>> = Vec::new();
-    for d in table.values() {
+    for d in table.values().flat_map(|r| r.deployments()) {
         if !distinct.iter().any(|seen| Arc::ptr_eq(seen, d)) {
             distinct.push(d);
         }

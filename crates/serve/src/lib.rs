@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod monitoring;
 mod protocol;
+pub mod route;
 pub mod v1;
 pub mod v2;
 pub mod validate;

@@ -14,19 +14,55 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::Signature;
-use berth_registry::{ModelRef, Registry, RegistryError, Selector, TrafficPolicy};
+use berth_registry::{
+    ModelRef, Registry, RegistryError, Selector, StickyKey, Target, TrafficPolicy,
+};
+use berth_rollout::Weight;
 use berth_runtime::LoadOptions;
 use berth_store::AuditFilter;
 use tokio::sync::Mutex;
 
 use crate::batcher::BatchPolicy;
 use crate::deployment::{Deployment, Router, Watchers};
+use crate::route::{Route, RoutePlan};
+
+/// A loaded version: (model, version).
+type VersionKey = (String, i64);
+
+/// What a served name is answered by, before loading.
+enum Plan {
+    Single(VersionKey),
+    Endpoint {
+        primary: VersionKey,
+        canary: Option<(VersionKey, Weight, String)>,
+        shadows: Vec<VersionKey>,
+        sticky: Option<StickyKey>,
+    },
+}
+
+impl Plan {
+    fn versions(&self) -> Vec<VersionKey> {
+        match self {
+            Plan::Single(key) => vec![key.clone()],
+            Plan::Endpoint {
+                primary,
+                canary,
+                shadows,
+                ..
+            } => std::iter::once(primary)
+                .chain(canary.as_ref().map(|(key, ..)| key))
+                .chain(shadows)
+                .cloned()
+                .collect(),
+        }
+    }
+}
 
 /// The router, fed from the registry.
 pub struct LiveRoutes {
     registry: Registry,
     router: Arc<Router>,
-    loaded: Mutex<HashMap<(String, i64), Arc<Deployment>>>,
+    loaded: Mutex<HashMap<VersionKey, Arc<Deployment>>>,
     batching: BatchPolicy,
     load_options: LoadOptions,
 }
@@ -59,22 +95,23 @@ impl LiveRoutes {
         self.router.clone()
     }
 
-    /// Which version every served name points to now.
-    async fn desired(&self) -> Result<HashMap<String, (String, i64)>, RegistryError> {
+    /// What every served name points to now.
+    async fn desired(&self) -> Result<HashMap<String, Plan>, RegistryError> {
         let mut names = HashMap::new();
+        let single = |names: &mut HashMap<String, Plan>, name: String, key: &VersionKey| {
+            names.insert(name, Plan::Single(key.clone()));
+        };
         for model in self.registry.models().await? {
             let detail = self.registry.model(&model.name).await?;
             if let Some(latest) = detail.model.latest_version {
-                names.insert(model.name.clone(), (model.name.clone(), latest));
-                names.insert(
-                    format!("{}/{latest}", model.name),
-                    (model.name.clone(), latest),
-                );
+                let key = (model.name.clone(), latest);
+                single(&mut names, model.name.clone(), &key);
+                single(&mut names, format!("{}/{latest}", model.name), &key);
             }
             for alias in &detail.aliases {
-                let version = (model.name.clone(), alias.version);
-                names.insert(format!("{}@{}", model.name, alias.alias), version.clone());
-                names.insert(format!("{}/{}", model.name, alias.version), version);
+                let key = (model.name.clone(), alias.version);
+                single(&mut names, format!("{}@{}", model.name, alias.alias), &key);
+                single(&mut names, format!("{}/{}", model.name, alias.version), &key);
             }
         }
         for endpoint in self.registry.endpoints().await? {
@@ -83,18 +120,59 @@ impl LiveRoutes {
                 tracing::warn!(endpoint = %endpoint.name, "unreadable traffic policy; not served");
                 continue;
             };
-            match self.registry.resolve(&policy.primary.to_model_ref()).await {
-                Ok(v) => {
-                    names.insert(
-                        format!("{}/{}", v.model, v.version),
-                        (v.model.clone(), v.version),
-                    );
-                    names.insert(endpoint.name.clone(), (v.model, v.version));
+            let primary = match self.version_of(&policy.primary).await {
+                Ok(key) => key,
+                Err(e) => {
+                    tracing::warn!(endpoint = %endpoint.name, "target does not resolve: {e}");
+                    continue;
                 }
-                Err(e) => tracing::warn!(endpoint = %endpoint.name, "target does not resolve: {e}"),
+            };
+            let mut canary = None;
+            if let Some(c) = &policy.canary {
+                match (self.version_of(&c.target).await, Weight::from_percent(c.weight)) {
+                    (Ok(key), Some(weight)) => {
+                        let seed = c.seed.clone().unwrap_or_else(|| endpoint.name.clone());
+                        canary = Some((key, weight, seed));
+                    }
+                    (Err(e), _) => {
+                        tracing::warn!(endpoint = %endpoint.name, "canary does not resolve: {e}");
+                    }
+                    (_, None) => {
+                        tracing::warn!(endpoint = %endpoint.name, weight = c.weight, "canary weight out of range");
+                    }
+                }
             }
+            let mut shadows = Vec::new();
+            for target in &policy.shadows {
+                match self.version_of(target).await {
+                    Ok(key) => shadows.push(key),
+                    Err(e) => {
+                        tracing::warn!(endpoint = %endpoint.name, "shadow does not resolve: {e}");
+                    }
+                }
+            }
+            for key in std::iter::once(&primary)
+                .chain(canary.as_ref().map(|(key, ..)| key))
+                .chain(&shadows)
+            {
+                single(&mut names, format!("{}/{}", key.0, key.1), key);
+            }
+            names.insert(
+                endpoint.name.clone(),
+                Plan::Endpoint {
+                    primary,
+                    canary,
+                    shadows,
+                    sticky: policy.sticky,
+                },
+            );
         }
         Ok(names)
+    }
+
+    async fn version_of(&self, target: &Target) -> Result<VersionKey, RegistryError> {
+        let v = self.registry.resolve(&target.to_model_ref()).await?;
+        Ok((v.model, v.version))
     }
 
     async fn load(&self, model: &str, version: i64) -> Result<Arc<Deployment>, RegistryError> {
@@ -139,7 +217,7 @@ impl LiveRoutes {
             names: desired.len(),
             ..SyncReport::default()
         };
-        let wanted: HashSet<(String, i64)> = desired.values().cloned().collect();
+        let wanted: HashSet<VersionKey> = desired.values().flat_map(Plan::versions).collect();
         for key in &wanted {
             if !loaded.contains_key(key) {
                 match self.load(&key.0, key.1).await {
@@ -151,12 +229,38 @@ impl LiveRoutes {
                 }
             }
         }
+        let windows = self.router.windows();
+        let metrics = self.router.metrics();
         let table = desired
             .into_iter()
-            .filter_map(|(name, key)| loaded.get(&key).map(|d| (name, d.clone())))
+            .filter_map(|(name, plan)| {
+                let route = match plan {
+                    Plan::Single(key) => Route::single(loaded.get(&key)?.clone()),
+                    Plan::Endpoint {
+                        primary,
+                        canary,
+                        shadows,
+                        sticky,
+                    } => {
+                        let plan = RoutePlan {
+                            primary: loaded.get(&primary)?.clone(),
+                            canary: canary.and_then(|(key, weight, seed)| {
+                                Some((loaded.get(&key)?.clone(), weight, seed))
+                            }),
+                            shadows: shadows
+                                .iter()
+                                .filter_map(|key| loaded.get(key).cloned())
+                                .collect(),
+                            sticky,
+                        };
+                        Route::endpoint(&name, plan, &windows, &metrics)
+                    }
+                };
+                Some((name, Arc::new(route)))
+            })
             .collect();
         self.router.replace(table);
-        let gone: Vec<(String, i64)> = loaded
+        let gone: Vec<VersionKey> = loaded
             .keys()
             .filter(|k| !wanted.contains(*k))
             .cloned()

@@ -43,6 +43,12 @@ pub struct VersionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub endpoint: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FieldLabels {
     pub version: String,
     pub field: String,
@@ -68,6 +74,7 @@ pub struct ServeMetrics {
     compute_seconds: Histograms<VersionLabels>,
     batch_rows: Histograms<VersionLabels>,
     rejected_fields: Family<FieldLabels, Counter>,
+    shadow_shed: Family<ShadowLabels, Counter>,
     in_flight: Gauge,
     loaded: Gauge,
 }
@@ -81,6 +88,7 @@ impl Default for ServeMetrics {
         let compute_seconds: Histograms<VersionLabels> = Family::new_with_constructor(seconds);
         let batch_rows: Histograms<VersionLabels> = Family::new_with_constructor(rows);
         let rejected_fields = Family::<FieldLabels, Counter>::default();
+        let shadow_shed = Family::<ShadowLabels, Counter>::default();
         let in_flight = Gauge::default();
         let loaded = Gauge::default();
         registry.register("requests", "Inference requests answered", requests.clone());
@@ -106,6 +114,11 @@ impl Default for ServeMetrics {
             rejected_fields.clone(),
         );
         registry.register(
+            "shadow_shed",
+            "Mirrored copies of requests a shadow version did not get because its queue was full",
+            shadow_shed.clone(),
+        );
+        registry.register(
             "in_flight_requests",
             "Inference requests being answered",
             in_flight.clone(),
@@ -119,6 +132,7 @@ impl Default for ServeMetrics {
             compute_seconds,
             batch_rows,
             rejected_fields,
+            shadow_shed,
             in_flight,
             loaded,
         }
@@ -172,6 +186,16 @@ impl ServeMetrics {
                 })
                 .inc();
         }
+    }
+
+    /// The counter of copies shed by `version` (`model/version`) shadowing `endpoint`.
+    pub fn shadow_shed(&self, endpoint: &str, version: &str) -> Counter {
+        self.shadow_shed
+            .get_or_create(&ShadowLabels {
+                endpoint: endpoint.to_string(),
+                version: version.to_string(),
+            })
+            .clone()
     }
 
     pub fn set_loaded_versions(&self, n: usize) {

@@ -183,15 +183,15 @@ async fn invocations(
         );
     };
     let name = headers.get("x-berth-model").and_then(|v| v.to_str().ok());
-    let deployment = match name.map_or_else(|| routes.only(), |n| routes.resolve(n, None)) {
-        Ok(d) => d,
+    let route = match name.map_or_else(|| routes.only(), |n| routes.resolve(n, None)) {
+        Ok(r) => r,
         Err(e) => return serve_error(e),
     };
     let columns = if is_csv {
         columns_from_csv(text)
     } else {
         match serde_json::from_slice::<Map<String, Value>>(&nan_as_null(text.as_bytes())) {
-            Ok(body) => columns_from_json(&deployment, &body),
+            Ok(body) => columns_from_json(route.primary(), &body),
             Err(e) => Err(bad(format!("invalid JSON body: {e}"))),
         }
     };
@@ -201,11 +201,12 @@ async fn invocations(
     };
     let rows = columns.rows();
     let caller = Caller {
-        endpoint: name.unwrap_or(&deployment.model),
+        endpoint: name.unwrap_or(&route.primary().model),
+        headers: Some(&headers),
         ..arrived
     };
-    match deployment.predict(&columns, &caller).await {
-        Ok(prediction) => {
+    match route.predict(&columns, &caller).await {
+        Ok((deployment, prediction)) => {
             let headers = answer_headers(&deployment, &prediction.id);
             (
                 headers,

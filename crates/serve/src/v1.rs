@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -45,10 +45,11 @@ fn strip_verb(target: &str) -> Result<&str, Box<Response>> {
 async fn predict(
     State(routes): State<Arc<Routes>>,
     Path(target): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     match strip_verb(&target) {
-        Ok(m) => run(&routes, m, None, &body).await,
+        Ok(m) => run(&routes, m, None, &headers, &body).await,
         Err(r) => *r,
     }
 }
@@ -56,10 +57,11 @@ async fn predict(
 async fn predict_version(
     State(routes): State<Arc<Routes>>,
     Path((m, target)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     match strip_verb(&target) {
-        Ok(v) => run(&routes, &m, Some(v), &body).await,
+        Ok(v) => run(&routes, &m, Some(v), &headers, &body).await,
         Err(r) => *r,
     }
 }
@@ -67,16 +69,23 @@ async fn predict_version(
 async fn predict_label(
     State(routes): State<Arc<Routes>>,
     Path((m, target)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     match strip_verb(&target) {
-        Ok(alias) => run(&routes, &format!("{m}@{alias}"), None, &body).await,
+        Ok(alias) => run(&routes, &format!("{m}@{alias}"), None, &headers, &body).await,
         Err(r) => *r,
     }
 }
 
-async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Response {
-    let caller = Caller::new(m, "v1");
+async fn run(
+    routes: &Routes,
+    m: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let caller = Caller::new(m, "v1").with_headers(headers);
     let request: Map<String, Value> = match serde_json::from_slice(&nan_as_null(body)) {
         Ok(r) => r,
         Err(e) => {
@@ -88,13 +97,14 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
             );
         }
     };
-    let deployment = match routes.resolve(m, version) {
-        Ok(d) => d,
+    let route = match routes.resolve(m, version) {
+        Ok(r) => r,
         Err(e) => return json_serve_error(e),
     };
+    let signature = &route.primary().signature;
     let (columns, row_format) = match (request.get("instances"), request.get("inputs")) {
         (Some(Value::Array(rows)), None) => (
-            Columns::from_instances(&deployment.signature, rows).map_err(ServeError::from),
+            Columns::from_instances(signature, rows).map_err(ServeError::from),
             true,
         ),
         (None, Some(Value::Object(columns))) => {
@@ -109,7 +119,7 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
             (columns, false)
         }
         (None, Some(Value::Array(rows))) => (
-            Columns::from_instances(&deployment.signature, rows).map_err(ServeError::from),
+            Columns::from_instances(signature, rows).map_err(ServeError::from),
             false,
         ),
         _ => {
@@ -124,8 +134,8 @@ async fn run(routes: &Routes, m: &str, version: Option<&str>, body: &[u8]) -> Re
         Err(e) => return json_serve_error(e),
     };
     let rows = columns.rows();
-    let prediction = match deployment.predict(&columns, &caller).await {
-        Ok(p) => p,
+    let (deployment, prediction) = match route.predict(&columns, &caller).await {
+        Ok(answer) => answer,
         Err(e) => return json_serve_error(e),
     };
     let headers = answer_headers(&deployment, &prediction.id);

@@ -107,7 +107,7 @@ fn metadata(d: &Deployment, name: &str) -> Value {
 
 async fn model_metadata(State(routes): State<Arc<Routes>>, Path(m): Path<String>) -> Response {
     match routes.resolve(&m, None) {
-        Ok(d) => Json(metadata(&d, &m)).into_response(),
+        Ok(r) => Json(metadata(r.primary(), &m)).into_response(),
         Err(e) => json_serve_error(e),
     }
 }
@@ -117,7 +117,7 @@ async fn version_metadata(
     Path((m, v)): Path<(String, String)>,
 ) -> Response {
     match routes.resolve(&m, Some(&v)) {
-        Ok(d) => Json(metadata(&d, &m)).into_response(),
+        Ok(r) => Json(metadata(r.primary(), &m)).into_response(),
         Err(e) => json_serve_error(e),
     }
 }
@@ -307,7 +307,7 @@ async fn run(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
-    let caller = Caller::new(m, "v2");
+    let caller = Caller::new(m, "v2").with_headers(headers);
     // The binary extension: a JSON header of the given length, then raw tensors.
     let (json_part, raw) = match headers.get(binary::HEADER_LENGTH) {
         Some(length) => {
@@ -352,18 +352,18 @@ async fn run(
             );
         }
     };
-    let deployment = match routes.resolve(m, version) {
-        Ok(d) => d,
+    let route = match routes.resolve(m, version) {
+        Ok(r) => r,
         Err(e) => return json_serve_error(e),
     };
     let columns = match input_values(&request.inputs, raw)
-        .and_then(|v| columns(&deployment, &request.inputs, v))
+        .and_then(|v| columns(route.primary(), &request.inputs, v))
     {
         Ok(c) => c,
         Err(e) => return json_serve_error(e),
     };
-    let prediction = match deployment.predict(&columns, &caller).await {
-        Ok(p) => p,
+    let (deployment, prediction) = match route.predict(&columns, &caller).await {
+        Ok(answer) => answer,
         Err(e) => return json_serve_error(e),
     };
     let batched = prediction.batched;

@@ -198,6 +198,12 @@ impl Columns {
     pub fn rows(&self) -> usize {
         self.rows
     }
+
+    /// Field `name`'s value in the first row, if the request has that field and a row.
+    pub fn first(&self, name: &str) -> Option<&Value> {
+        let c = self.names.iter().position(|n| n == name)?;
+        self.values.get(c)?.first()
+    }
 }
 
 fn kind(v: &Value) -> String {

@@ -5,6 +5,7 @@
 //!   one set of SQL for both.
 //! - Prediction records ([`PredictionRow`]), written in idempotent batches by `berth-records`.
 //! - Live profile windows ([`ProfileWindowRow`]) of every serving replica, merged by readers.
+//! - Rollouts ([`RolloutRow`]), saved with the policy and alias moves of each step.
 //! - [`ArtifactStore`]: model files and reference data by content hash (sha256), in a local
 //!   folder or S3-compatible storage through `object_store`.
 //!
@@ -18,6 +19,7 @@ mod metadata;
 mod predictions;
 mod profiles;
 mod records;
+mod rollouts;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -28,6 +30,7 @@ pub use error::StoreError;
 pub use metadata::{Backend, MetadataStore};
 pub use predictions::PredictionRow;
 pub use profiles::ProfileWindowRow;
+pub use rollouts::{RolloutRow, RolloutSave};
 pub use records::{
     AliasRecord, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage, ModelRecord,
     NewVersion, VersionRecord,

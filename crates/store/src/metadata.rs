@@ -132,6 +132,22 @@ const MIGRATIONS: &[(i64, &str)] = &[
         PRIMARY KEY (endpoint, window_start_ms, model, version, replica)
     )",
     ),
+    (
+        4,
+        // Rollouts (see `rollouts.rs`): the state machine as JSON, with the columns readers
+        // filter on; `revision` makes concurrent writers (a server's controller, a CLI) safe.
+        "CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        state TEXT NOT NULL,
+        finished BIGINT NOT NULL,
+        revision BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX rollouts_by_endpoint ON rollouts (endpoint, created_at)",
+    ),
 ];
 
 /// The metadata store.
@@ -142,19 +158,19 @@ pub struct MetadataStore {
     location: String,
 }
 
-fn micros(t: DateTime<Utc>) -> i64 {
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }
 
-fn from_micros(us: i64) -> DateTime<Utc> {
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(us).single().unwrap_or_default()
 }
 
-fn json_text(v: &Value) -> String {
+pub(crate) fn json_text(v: &Value) -> String {
     v.to_string()
 }
 
-fn parse_json(text: Option<String>) -> Option<Value> {
+pub(crate) fn parse_json(text: Option<String>) -> Option<Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(Value::String(t)))
 }
 
@@ -563,7 +579,7 @@ impl MetadataStore {
     // ----- writes ------------------------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
-    async fn record(
+    pub(crate) async fn record(
         tx: &mut Transaction<'static, Any>,
         change: &Change,
         action: &str,
@@ -742,19 +758,37 @@ impl MetadataStore {
         change: &Change,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.begin("moving an alias").await?;
+        let before = self
+            .set_alias_in(&mut tx, model, alias, version, change)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("committing the alias"))?;
+        Ok(before)
+    }
+
+    /// [`Self::set_alias`] inside a transaction the caller commits.
+    pub(crate) async fn set_alias_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        model: &str,
+        alias: &str,
+        version: i64,
+        change: &Change,
+    ) -> Result<Option<i64>, StoreError> {
         let lock = format!(
             "SELECT name FROM models WHERE name = $1{}",
             self.for_update()
         );
         sqlx::query(AssertSqlSafe(lock))
             .bind(model.to_string())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(StoreError::db(format!("locking model {model}")))?;
         let exists = sqlx::query("SELECT version FROM versions WHERE model = $1 AND version = $2")
             .bind(model.to_string())
             .bind(version)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await
             .map_err(StoreError::db("checking the version"))?;
         if exists.is_none() {
@@ -766,7 +800,7 @@ impl MetadataStore {
             sqlx::query("SELECT version FROM aliases WHERE model = $1 AND alias = $2")
                 .bind(model.to_string())
                 .bind(alias.to_string())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
                 .map_err(StoreError::db("reading the alias"))?
                 .map(|r| get(&r, "version"))
@@ -781,7 +815,7 @@ impl MetadataStore {
         .bind(version)
         .bind(micros(change.at))
         .bind(change.actor.clone())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(StoreError::db("moving the alias"))?;
         failpoint::check("alias.before_audit", model)?;
@@ -789,7 +823,7 @@ impl MetadataStore {
         let before_json = before.map(|v| serde_json::json!({"version": v}));
         let after_json = serde_json::json!({"version": version});
         Self::record(
-            &mut tx,
+            tx,
             change,
             "alias.set",
             "alias",
@@ -799,9 +833,6 @@ impl MetadataStore {
             Some(&after_json),
         )
         .await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::db("committing the alias"))?;
         Ok(before)
     }
 
@@ -853,6 +884,24 @@ impl MetadataStore {
         change: &Change,
     ) -> Result<Option<Value>, StoreError> {
         let mut tx = self.begin("changing an endpoint").await?;
+        let before = self
+            .set_endpoint_in(&mut tx, name, policy, model, change)
+            .await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("committing the endpoint"))?;
+        Ok(before)
+    }
+
+    /// [`Self::set_endpoint`] inside a transaction the caller commits.
+    pub(crate) async fn set_endpoint_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        name: &str,
+        policy: &Value,
+        model: Option<&str>,
+        change: &Change,
+    ) -> Result<Option<Value>, StoreError> {
         sqlx::query(
             "INSERT INTO endpoints (name, policy, updated_at, updated_by) VALUES ($1, NULL, $2, $3) \
              ON CONFLICT (name) DO NOTHING",
@@ -860,7 +909,7 @@ impl MetadataStore {
         .bind(name.to_string())
         .bind(micros(change.at))
         .bind(change.actor.clone())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(StoreError::db("creating the endpoint"))?;
         let lock = format!(
@@ -869,7 +918,7 @@ impl MetadataStore {
         );
         let before = sqlx::query(AssertSqlSafe(lock))
             .bind(name.to_string())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await
             .map_err(StoreError::db("reading the endpoint"))?;
         let before = parse_json(get(&before, "policy")?);
@@ -880,11 +929,11 @@ impl MetadataStore {
         .bind(micros(change.at))
         .bind(change.actor.clone())
         .bind(name.to_string())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(StoreError::db("changing the endpoint"))?;
         Self::record(
-            &mut tx,
+            tx,
             change,
             "endpoint.set",
             "endpoint",
@@ -894,9 +943,6 @@ impl MetadataStore {
             Some(policy),
         )
         .await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::db("committing the endpoint"))?;
         Ok(before)
     }
 }

@@ -39,15 +39,17 @@ pub fn deployed_with(
     let mut signature = berth_core::Signature::infer(model.info());
     edit(&mut signature);
     let routes = Arc::new(berth_serve::deployment::Router::new(watchers));
-    let d = Arc::new(berth_serve::deployment::Deployment::start(
+    let d = Arc::new(berth_serve::route::Route::single(Arc::new(
+        berth_serve::deployment::Deployment::start(
         name,
         1,
         model,
         signature,
         berth_serve::batcher::BatchConfig::default(),
-        routes.watchers(),
-        None,
-    ));
+            routes.watchers(),
+            None,
+        ),
+    )));
     routes.replace(std::collections::HashMap::from([
         (name.to_string(), d.clone()),
         (format!("{name}/1"), d),
