@@ -1,7 +1,7 @@
 //! `berth alias`, `berth endpoints`, `berth history`, `berth audit`: what is live, and how it
 //! got there.
 
-use berth_registry::{RegistryError, Target};
+use berth_registry::{RegistryError, StickyKey, TrafficPolicy};
 use berth_store::AuditFilter;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -32,10 +32,26 @@ pub enum AliasCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum EndpointsCommand {
-    /// Point ENDPOINT at NAME@ALIAS (follows the alias) or NAME/VERSION (pinned).
+    /// Point ENDPOINT at NAME@ALIAS (follows the alias) or NAME/VERSION (pinned), with an
+    /// optional canary, shadows and sticky key (a rollout sets these itself).
     Set {
         endpoint: String,
         target: String,
+        /// A canary version answering --weight percent of requests (NAME/VERSION or NAME@ALIAS).
+        #[arg(long, requires = "weight")]
+        canary: Option<String>,
+        /// The canary's share of requests, in percent (0, 100].
+        #[arg(long, requires = "canary")]
+        weight: Option<f64>,
+        /// A version that gets a mirrored copy of every request and never answers (repeatable).
+        #[arg(long = "shadow")]
+        shadows: Vec<String>,
+        /// A header whose value keeps one entity on one version.
+        #[arg(long, conflicts_with = "sticky_field")]
+        sticky_header: Option<String>,
+        /// An input field whose value keeps one entity on one version.
+        #[arg(long)]
+        sticky_field: Option<String>,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -127,30 +143,40 @@ pub async fn endpoints(command: EndpointsCommand, store: &StoreArgs) -> anyhow::
         EndpointsCommand::Set {
             endpoint,
             target,
+            canary,
+            weight,
+            shadows,
+            sticky_header,
+            sticky_field,
             reason,
         } => {
-            let target = Target::parse(&target)?;
+            let policy = TrafficPolicy::from_text(
+                &target,
+                canary.as_deref().zip(weight),
+                &shadows,
+                sticky_header.as_deref(),
+                sticky_field.as_deref(),
+            )?;
             let record = registry
-                .set_endpoint(&endpoint, target.clone(), &store.actor(), reason)
+                .set_endpoint_policy(&endpoint, &policy, &store.actor(), reason)
                 .await?;
             if store.json {
                 return print_json(&record);
             }
-            println!("{endpoint} -> {target}");
+            println!("{endpoint} -> {}", describe_policy(&policy));
         }
         EndpointsCommand::List => {
             let endpoints = registry.endpoints().await?;
             if store.json {
                 return print_json(&endpoints);
             }
-            let mut table = Table::new(&["ENDPOINT", "PRIMARY", "UPDATED", "BY"]);
+            let mut table = Table::new(&["ENDPOINT", "TRAFFIC", "UPDATED", "BY"]);
             for e in &endpoints {
-                let primary =
-                    serde_json::from_value::<berth_registry::TrafficPolicy>(e.policy.clone())
-                        .map_or_else(|_| e.policy.to_string(), |p| p.primary.to_string());
+                let traffic = serde_json::from_value::<TrafficPolicy>(e.policy.clone())
+                    .map_or_else(|_| e.policy.to_string(), |p| describe_policy(&p));
                 table.row(vec![
                     e.name.clone(),
-                    primary,
+                    traffic,
                     when(&e.updated_at),
                     e.updated_by.clone(),
                 ]);
@@ -159,6 +185,23 @@ pub async fn endpoints(command: EndpointsCommand, store: &StoreArgs) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// A policy in one line: `churn@champion, canary churn/2 at 10%, shadow churn/3, sticky header x-id`.
+pub fn describe_policy(policy: &TrafficPolicy) -> String {
+    let mut text = policy.primary.to_string();
+    if let Some(c) = &policy.canary {
+        text += &format!(", canary {} at {}%", c.target, c.weight);
+    }
+    for s in &policy.shadows {
+        text += &format!(", shadow {s}");
+    }
+    match &policy.sticky {
+        Some(StickyKey::Header(h)) => text += &format!(", sticky header {h}"),
+        Some(StickyKey::Field(f)) => text += &format!(", sticky field {f}"),
+        None => {}
+    }
+    text
 }
 
 pub async fn history(args: HistoryArgs, store: &StoreArgs) -> anyhow::Result<()> {

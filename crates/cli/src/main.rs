@@ -9,6 +9,7 @@ mod live;
 mod models;
 mod predict;
 mod registry_args;
+mod rollout;
 mod serve;
 mod server;
 mod table;
@@ -60,6 +61,11 @@ enum Command {
     /// Point endpoints at a version or an alias; list them.
     #[command(subcommand)]
     Endpoints(live::EndpointsCommand),
+    /// Roll a new version out on an endpoint safely: shadow, canary steps, analysis.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
+    /// Return all of an endpoint's traffic to the version it served before, at once.
+    Rollback(rollout::RollbackArgs),
     /// What every alias and endpoint pointed to at a moment (default: now), and who set it.
     History(live::HistoryArgs),
     /// The audit log: every change, who made it, when, why, before and after.
@@ -158,6 +164,8 @@ fn main() -> ExitCode {
         Command::Models(c) => block_on(models::run(c, store)),
         Command::Alias(c) => block_on(live::alias(c, store)),
         Command::Endpoints(c) => block_on(live::endpoints(c, store)),
+        Command::Rollout(c) => block_on(rollout::run(c, store)),
+        Command::Rollback(args) => block_on(rollout::rollback(args, store)),
         Command::History(args) => block_on(live::history(args, store)),
         Command::Audit(args) => block_on(live::audit(args, store)),
         Command::Api(args) => block_on(api::run(args, store)),

@@ -18,6 +18,7 @@ use berth_serve::deployment::Watchers;
 use berth_serve::live::LiveRoutes;
 use berth_serve::metrics::ServeMetrics;
 use berth_serve::monitoring::{LiveProfiles, LiveProfilesConfig, drift_router};
+use berth_serve::rollouts::RolloutController;
 use clap::Args;
 
 use crate::batching_args::BatchArgs;
@@ -136,9 +137,12 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
         watchers,
     ));
     let report = live.sync().await?;
-    live.clone()
-        .watch(Duration::from_millis(args.poll_ms.max(50)));
-    let app = berth_serve::admin_router(registry)
+    let poll = Duration::from_millis(args.poll_ms.max(50));
+    live.clone().watch(poll);
+    let windows = live.router().windows();
+    RolloutController::new(registry.clone(), windows.clone()).run(poll);
+    let app = berth_serve::admin_router(registry.clone())
+        .merge(berth_serve::rollout_router(registry, windows))
         .merge(berth_serve::inference_router(live.router()))
         .merge(berth_serve::dashboard_router());
     let app = match &profiles {

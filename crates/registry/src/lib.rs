@@ -153,7 +153,8 @@ impl Registry {
         &self.artifacts
     }
 
-    fn change(&self, actor: &str, reason: Option<String>) -> Change {
+    /// A change by `actor`, now (by the registry's clock).
+    pub fn change(&self, actor: &str, reason: Option<String>) -> Change {
         Change {
             actor: actor.to_string(),
             reason,
@@ -413,7 +414,9 @@ impl Registry {
     pub async fn endpoint_policy(&self, endpoint: &str) -> Result<TrafficPolicy, RegistryError> {
         let record = self.endpoint(endpoint).await?;
         serde_json::from_value(record.policy.clone()).map_err(|e| {
-            RegistryError::Invalid(format!("endpoint '{endpoint}': stored policy unreadable: {e}"))
+            RegistryError::Invalid(format!(
+                "endpoint '{endpoint}': stored policy unreadable: {e}"
+            ))
         })
     }
 

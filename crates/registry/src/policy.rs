@@ -115,6 +115,46 @@ impl TrafficPolicy {
         }
     }
 
+    /// A policy from what people type: targets as `NAME/VERSION` or `NAME@ALIAS`, a canary with
+    /// its weight in percent, shadows, and at most one sticky key (a header or an input field).
+    pub fn from_text(
+        target: &str,
+        canary: Option<(&str, f64)>,
+        shadows: &[String],
+        sticky_header: Option<&str>,
+        sticky_field: Option<&str>,
+    ) -> Result<Self, RegistryError> {
+        let sticky = match (sticky_header, sticky_field) {
+            (Some(_), Some(_)) => {
+                return Err(RegistryError::Invalid(
+                    "sticky: expected a header or a field, got both".into(),
+                ));
+            }
+            (Some(h), None) => Some(StickyKey::Header(h.to_ascii_lowercase())),
+            (None, Some(f)) => Some(StickyKey::Field(f.to_string())),
+            (None, None) => None,
+        };
+        let policy = Self {
+            primary: Target::parse(target)?,
+            canary: canary
+                .map(|(target, weight)| {
+                    Ok::<_, RegistryError>(Canary {
+                        target: Target::parse(target)?,
+                        weight,
+                        seed: None,
+                    })
+                })
+                .transpose()?,
+            shadows: shadows
+                .iter()
+                .map(|s| Target::parse(s))
+                .collect::<Result<_, _>>()?,
+            sticky,
+        };
+        policy.validate()?;
+        Ok(policy)
+    }
+
     /// Every target the policy names: primary, canary, shadows.
     pub fn targets(&self) -> impl Iterator<Item = &Target> {
         std::iter::once(&self.primary)

@@ -277,6 +277,49 @@ fn argmax(scores: &[f64]) -> usize {
         .0
 }
 
+/// One side's outputs as columns, read by row.
+struct RowsOf {
+    rows: usize,
+    scores: Vec<Vec<f64>>,
+    labels: Option<Vec<String>>,
+}
+
+impl RowsOf {
+    fn new(outputs: &[NamedTensor]) -> Self {
+        let mut scores = Vec::new();
+        let mut labels = None;
+        for (_, values) in output_values(outputs) {
+            match values {
+                OutputValues::Numbers(v) => scores.push(v),
+                OutputValues::Labels(v) => labels = labels.or(Some(v)),
+            }
+        }
+        let rows = scores
+            .iter()
+            .map(Vec::len)
+            .chain(labels.as_ref().map(Vec::len))
+            .max()
+            .unwrap_or(0);
+        Self {
+            rows,
+            scores,
+            labels,
+        }
+    }
+
+    /// Row `r`'s scores; a row missing on this side gives none (incomparable).
+    fn scores(&self, r: usize) -> Vec<f64> {
+        self.scores
+            .iter()
+            .filter_map(|column| column.get(r).copied())
+            .collect()
+    }
+
+    fn label(&self, r: usize) -> Option<&str> {
+        self.labels.as_ref()?.get(r).map(String::as_str)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,48 +441,5 @@ mod tests {
                 prop_assert_eq!(&exact_sum, &all);
             }
         }
-    }
-}
-
-/// One side's outputs as columns, read by row.
-struct RowsOf {
-    rows: usize,
-    scores: Vec<Vec<f64>>,
-    labels: Option<Vec<String>>,
-}
-
-impl RowsOf {
-    fn new(outputs: &[NamedTensor]) -> Self {
-        let mut scores = Vec::new();
-        let mut labels = None;
-        for (_, values) in output_values(outputs) {
-            match values {
-                OutputValues::Numbers(v) => scores.push(v),
-                OutputValues::Labels(v) => labels = labels.or(Some(v)),
-            }
-        }
-        let rows = scores
-            .iter()
-            .map(Vec::len)
-            .chain(labels.as_ref().map(Vec::len))
-            .max()
-            .unwrap_or(0);
-        Self {
-            rows,
-            scores,
-            labels,
-        }
-    }
-
-    /// Row `r`'s scores; a row missing on this side gives none (incomparable).
-    fn scores(&self, r: usize) -> Vec<f64> {
-        self.scores
-            .iter()
-            .filter_map(|column| column.get(r).copied())
-            .collect()
-    }
-
-    fn label(&self, r: usize) -> Option<&str> {
-        self.labels.as_ref()?.get(r).map(String::as_str)
     }
 }

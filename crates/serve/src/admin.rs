@@ -18,8 +18,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use berth_registry::{
-    LiveState, ModelDetail, ModelRef, RegisterRequest, Registry, Selector, Target, check_alias,
-    check_name,
+    LiveState, ModelDetail, ModelRef, RegisterRequest, Registry, Selector, TrafficPolicy,
+    check_alias, check_name,
 };
 use berth_store::{AuditFilter, AuditRecord, EndpointRecord, Lineage, ModelRecord, VersionRecord};
 use chrono::{DateTime, Utc};
@@ -356,9 +356,29 @@ async fn set_endpoint(
     Actor(actor): Actor,
     ApiJson(body): ApiJson<SetEndpoint>,
 ) -> ApiResult<EndpointRecord> {
-    let target = Target::parse(&body.target)?;
+    let canary = match (&body.canary, body.canary_weight) {
+        (Some(target), Some(weight)) => Some((target.as_str(), weight)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ApiError::bad_request(
+                "canary_weight: expected a percent in (0, 100] with canary, got none",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "canary: expected a target for canary_weight, got none",
+            ));
+        }
+    };
+    let policy = TrafficPolicy::from_text(
+        &body.target,
+        canary,
+        &body.shadows,
+        body.sticky_header.as_deref(),
+        body.sticky_field.as_deref(),
+    )?;
     let endpoint = registry
-        .set_endpoint(&name, target, &actor, body.reason)
+        .set_endpoint_policy(&name, &policy, &actor, body.reason)
         .await?;
     Ok(Json(endpoint))
 }

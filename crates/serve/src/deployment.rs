@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use axum::http::HeaderMap;
 use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
 use berth_records::{Durability, PredictionRecord, Recorder, Role};
 use berth_runtime::Model;
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 

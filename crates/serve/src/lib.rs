@@ -24,6 +24,8 @@ pub mod metrics;
 pub mod mlflow;
 pub mod monitoring;
 mod protocol;
+pub mod rollout_api;
+pub mod rollouts;
 pub mod route;
 pub mod v1;
 pub mod v2;
@@ -31,6 +33,7 @@ pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};
 pub use dashboard::dashboard_router;
+pub use rollout_api::rollout_router;
 
 /// The largest inference request body accepted (413 beyond it).
 pub const MAX_INFERENCE_BYTES: usize = 64 * 1024 * 1024;

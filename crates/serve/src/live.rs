@@ -111,7 +111,11 @@ impl LiveRoutes {
             for alias in &detail.aliases {
                 let key = (model.name.clone(), alias.version);
                 single(&mut names, format!("{}@{}", model.name, alias.alias), &key);
-                single(&mut names, format!("{}/{}", model.name, alias.version), &key);
+                single(
+                    &mut names,
+                    format!("{}/{}", model.name, alias.version),
+                    &key,
+                );
             }
         }
         for endpoint in self.registry.endpoints().await? {
@@ -129,7 +133,10 @@ impl LiveRoutes {
             };
             let mut canary = None;
             if let Some(c) = &policy.canary {
-                match (self.version_of(&c.target).await, Weight::from_percent(c.weight)) {
+                match (
+                    self.version_of(&c.target).await,
+                    Weight::from_percent(c.weight),
+                ) {
                     (Ok(key), Some(weight)) => {
                         let seed = c.seed.clone().unwrap_or_else(|| endpoint.name.clone());
                         canary = Some((key, weight, seed));

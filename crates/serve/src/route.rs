@@ -146,7 +146,9 @@ impl Route {
     ) -> Result<(Arc<Deployment>, Prediction), ServeError> {
         let (deployment, role, window) = match &self.canary {
             Some(canary)
-                if canary.splitter.route(canary.weight, self.sticky_key(columns, caller).as_deref())
+                if canary
+                    .splitter
+                    .route(canary.weight, self.sticky_key(columns, caller).as_deref())
                     == Side::Canary =>
             {
                 (&canary.deployment, Role::Canary, canary.window.as_ref())
@@ -208,7 +210,9 @@ fn spawn_shadow(
                 (deployment.clone(), window.clone(), comparison.clone());
             tokio::spawn(async move {
                 let caller = Caller::new(&job.endpoint, job.protocol);
-                let answer = deployment.predict(&job.columns, &caller, Role::Shadow).await;
+                let answer = deployment
+                    .predict(&job.columns, &caller, Role::Shadow)
+                    .await;
                 window.observe(&answer, caller.arrived.elapsed());
                 match answer {
                     Ok(shadow) => lock(&comparison).record_outputs(
@@ -340,7 +344,12 @@ impl TrafficWindows {
             .clone()
     }
 
-    fn comparison(&self, endpoint: &str, model: &str, version: i64) -> Arc<Mutex<ShadowComparison>> {
+    fn comparison(
+        &self,
+        endpoint: &str,
+        model: &str,
+        version: i64,
+    ) -> Arc<Mutex<ShadowComparison>> {
         lock(&self.comparisons)
             .entry(key(endpoint, model, version))
             .or_insert_with(|| Arc::new(Mutex::new(ShadowComparison::new(SHADOW_WORST))))
@@ -354,8 +363,12 @@ impl TrafficWindows {
         let side = lock(&self.sides).get(&k).cloned();
         let comparison = lock(&self.comparisons).get(&k).map(|c| lock(c).clone());
         WindowStats {
-            requests: side.as_ref().map_or(0, |s| s.requests.load(Ordering::Relaxed)),
-            errors: side.as_ref().map_or(0, |s| s.errors.load(Ordering::Relaxed)),
+            requests: side
+                .as_ref()
+                .map_or(0, |s| s.requests.load(Ordering::Relaxed)),
+            errors: side
+                .as_ref()
+                .map_or(0, |s| s.errors.load(Ordering::Relaxed)),
             p99_latency_ms: side.as_ref().and_then(|s| s.latency.quantile_ms(0.99)),
             shadow_agreement: comparison.and_then(|c| c.agreement_rate()),
             ..WindowStats::default()

@@ -30,11 +30,11 @@ pub use error::StoreError;
 pub use metadata::{Backend, MetadataStore};
 pub use predictions::PredictionRow;
 pub use profiles::ProfileWindowRow;
-pub use rollouts::{RolloutRow, RolloutSave};
 pub use records::{
     AliasRecord, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage, ModelRecord,
     NewVersion, VersionRecord,
 };
+pub use rollouts::{RolloutRow, RolloutSave};
 
 /// The default data folder: `./berth-data`.
 pub const DEFAULT_DATA_DIR: &str = "berth-data";

@@ -89,9 +89,22 @@ pub(crate) struct AliasDeleted {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetEndpoint {
-    /// `model/version` or `model@alias`.
+    /// The primary: `model/version` or `model@alias`.
     #[schema(example = "churn@champion")]
     pub target: String,
+    /// A canary answering `canary_weight` percent of requests: `model/version` or `model@alias`.
+    #[schema(example = "churn/2")]
+    pub canary: Option<String>,
+    /// The canary's share of requests, in percent (0, 100].
+    #[schema(example = 10.0)]
+    pub canary_weight: Option<f64>,
+    /// Versions that get a mirrored copy of every request and never answer.
+    #[serde(default)]
+    pub shadows: Vec<String>,
+    /// A header whose value keeps one entity on one version (e.g. `x-customer-id`).
+    pub sticky_header: Option<String>,
+    /// An input field whose value keeps one entity on one version.
+    pub sticky_field: Option<String>,
     /// Why, for the audit log.
     pub reason: Option<String>,
 }

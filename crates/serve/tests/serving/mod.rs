@@ -41,11 +41,11 @@ pub fn deployed_with(
     let routes = Arc::new(berth_serve::deployment::Router::new(watchers));
     let d = Arc::new(berth_serve::route::Route::single(Arc::new(
         berth_serve::deployment::Deployment::start(
-        name,
-        1,
-        model,
-        signature,
-        berth_serve::batcher::BatchConfig::default(),
+            name,
+            1,
+            model,
+            signature,
+            berth_serve::batcher::BatchConfig::default(),
             routes.watchers(),
             None,
         ),
