@@ -57,6 +57,10 @@ pub struct StartArgs {
     /// Failed analyses tolerated; one more rolls back.
     #[arg(long)]
     failure_limit: Option<u32>,
+    /// A candidate live on the endpoint within this window is promoted without analysis
+    /// (e.g. 1d; 0 never skips analysis).
+    #[arg(long)]
+    rollback_window: Option<HumanDuration>,
     /// Analysis checks replacing the spec's, as METRIC:BOUND=VALUE (repeatable), e.g.
     /// error_rate:max_increase=0.01, p99_latency_ms:max_ratio=1.5, shadow_agreement:min=0.95.
     #[arg(long = "check", value_name = "METRIC:BOUND=VALUE")]
@@ -131,6 +135,9 @@ fn spec_of(args: &StartArgs) -> anyhow::Result<RolloutSpec> {
     }
     if let Some(v) = args.failure_limit {
         spec.failure_limit = v;
+    }
+    if let Some(v) = args.rollback_window {
+        spec.rollback_window = v;
     }
     if !args.checks.is_empty() {
         spec.checks = args

@@ -397,8 +397,9 @@ impl RolloutView {
 pub struct RolloutController {
     registry: Registry,
     windows: Arc<TrafficWindows>,
-    /// The window each rollout was in at the last tick.
-    seen: HashMap<String, Option<DateTime<Utc>>>,
+    /// Per rollout: the window it was in at the last tick, and since when this process has
+    /// counted it.
+    seen: HashMap<String, (Option<DateTime<Utc>>, DateTime<Utc>)>,
 }
 
 impl RolloutController {
@@ -429,15 +430,24 @@ impl RolloutController {
                     continue;
                 }
             };
-            let window = rollout.window_start();
-            if self.seen.get(rollout.id()) != Some(&window) {
-                // A new step (or a restart): count the new window from zero.
-                self.windows.reset(rollout.endpoint());
-                self.seen.insert(rollout.id().to_string(), window);
-                continue;
-            }
             let now = self.registry.change("", None).at;
-            if rollout.analysis_due_at().is_none_or(|due| now < due) {
+            let window = rollout.window_start();
+            let counting_since = match self.seen.get(rollout.id()) {
+                Some((seen, since)) if *seen == window => *since,
+                _ => {
+                    // A new step, or a rollout this process has not counted yet (a restart):
+                    // count its window from zero, from now.
+                    self.windows.reset(rollout.endpoint());
+                    self.seen.insert(rollout.id().to_string(), (window, now));
+                    continue;
+                }
+            };
+            let (Some(start), Some(due)) = (window, rollout.analysis_due_at()) else {
+                continue;
+            };
+            // A stage bakes on counts this process saw for the whole bake: after a restart
+            // the stage bakes again rather than being judged on a few seconds of traffic.
+            if now < due || now < counting_since + (due - start) {
                 continue;
             }
             let side = |v: &VersionRef| self.windows.stats(rollout.endpoint(), &v.model, v.version);
@@ -456,7 +466,7 @@ impl RolloutController {
                         Ok(()) => {
                             self.windows.reset(rollout.endpoint());
                             self.seen
-                                .insert(rollout.id().to_string(), rollout.window_start());
+                                .insert(rollout.id().to_string(), (rollout.window_start(), now));
                             tracing::info!(
                                 rollout = rollout.id(),
                                 endpoint = rollout.endpoint(),

@@ -1,0 +1,541 @@
+//! Rollouts end to end against the real binary: `berth up` drives a rollout started by
+//! `berth rollout start` while clients keep calling the endpoint. A good challenger ends
+//! promoted (the `champion` alias moves); a challenger whose outputs are wrong is rolled back
+//! by its shadow agreement, a slow one by its p99 latency, each with the reason in the audit
+//! log; forced promotions and rollbacks under traffic fail no request; a restart in the middle
+//! of a canary step resumes the same rollout at the same step; bad requests are refused with
+//! the field named.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{Server, berth, fixtures, path};
+use serde_json::Value;
+
+/// A data folder with `berth up` serving the example (churn/1 = the XGBoost fixture, endpoint
+/// `churn` following `churn@champion`) and `challenger` registered as churn/2.
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: String,
+    server: Option<Server>,
+}
+
+impl Setup {
+    fn new(challenger: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = dir.path().join("data").to_str().expect("utf-8").to_string();
+        let server = Server::start(&["--store", &store, "up", "--poll-ms", "100", "--no-profiles"]);
+        let setup = Setup {
+            _dir: dir,
+            store,
+            server: Some(server),
+        };
+        let model = fixtures().join("models").join(challenger);
+        setup.cli(&["models", "register", "churn", path(&model)]);
+        setup
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    fn restart(&mut self) {
+        if let Some(server) = self.server.take() {
+            let (status, _) = server.stop();
+            assert!(status.success());
+        }
+        self.server = Some(Server::start(&[
+            "--store",
+            &self.store,
+            "up",
+            "--poll-ms",
+            "100",
+            "--no-profiles",
+        ]));
+    }
+
+    /// `berth --store S ARGS`, which must succeed; its stdout.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = berth(&[&["--store", self.store.as_str()], args].concat());
+        assert!(
+            out.status.success(),
+            "berth {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let text = self.cli(&[&["--json"], args].concat());
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// The endpoint's newest rollout, once `done(rollout)` holds (within `limit`).
+    fn wait_for(&self, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let status = self.json(&["rollout", "status", "churn"]);
+            if done(&status) {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "rollout did not get there within {limit:?}: {status:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        self.json(&["audit", "--limit", "200"])
+            .as_array()
+            .cloned()
+            .expect("events")
+    }
+}
+
+/// Clients calling the endpoint until stopped: every answer's status and version.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Vec<(u16, String)>>>,
+}
+
+/// The first `n` evaluation rows as single-row V2 bodies.
+fn bodies(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(fixtures().join("data/eval_features.csv")).expect("rows");
+    text.lines()
+        .skip(1)
+        .take(n)
+        .map(|line| {
+            let data: Vec<String> = line
+                .split(',')
+                .skip(1)
+                .map(|v| v.parse::<f64>().map_or("null".into(), |x| x.to_string()))
+                .collect();
+            format!(
+                r#"{{"inputs":[{{"name":"input","shape":[1,23],"datatype":"FP32","data":[{}]}}]}}"#,
+                data.join(",")
+            )
+        })
+        .collect()
+}
+
+impl Traffic {
+    fn start(address: &str, clients: usize) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bodies = Arc::new(bodies(200));
+        let threads = (0..clients)
+            .map(|c| {
+                let (stop, bodies, address) = (stop.clone(), bodies.clone(), address.to_string());
+                std::thread::spawn(move || {
+                    let mut answers = Vec::new();
+                    let mut i = c;
+                    while !stop.load(Ordering::Relaxed) {
+                        let body = &bodies[i % bodies.len()];
+                        i += clients;
+                        let answer = common::http(
+                            &address,
+                            "POST",
+                            "/v2/models/churn/infer",
+                            &[],
+                            Some(body),
+                        );
+                        answers.push(match answer {
+                            Ok((status, head, _)) => {
+                                let version = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("x-berth-version: "))
+                                    .unwrap_or("-")
+                                    .trim()
+                                    .to_string();
+                                (status, version)
+                            }
+                            Err(e) => (0, e.to_string()),
+                        });
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        Traffic { stop, threads }
+    }
+
+    fn finish(self) -> Vec<(u16, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads
+            .into_iter()
+            .flat_map(|t| t.join().expect("client"))
+            .collect()
+    }
+}
+
+fn failed(answers: &[(u16, String)]) -> Vec<&(u16, String)> {
+    answers
+        .iter()
+        .filter(|(s, _)| !(200..300).contains(s))
+        .collect()
+}
+
+fn answered_by(answers: &[(u16, String)], version: &str) -> usize {
+    answers.iter().filter(|(_, v)| v == version).count()
+}
+
+fn champion(setup: &Setup) -> i64 {
+    let model = setup.json(&["models", "show", "churn"]);
+    model["aliases"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["alias"] == "champion"))
+        .and_then(|a| a["version"].as_i64())
+        .expect("champion alias")
+}
+
+#[test]
+fn a_good_challenger_is_shadowed_then_canaried_then_promoted() {
+    let setup = Setup::new("lgbm_classifier.txt");
+    let traffic = Traffic::start(&setup.server().address, 2);
+    setup.cli(&[
+        "rollout",
+        "start",
+        "churn",
+        "--to",
+        "2",
+        "--shadow",
+        "2s",
+        "--steps",
+        "50,100",
+        "--bake",
+        "2s",
+        "--min-requests",
+        "20",
+        "--check",
+        "error_rate:max_increase=0.01",
+        "--check",
+        "shadow_agreement:min=0.7",
+    ]);
+    let done = setup.wait_for(Duration::from_secs(60), |r| {
+        r["state"]["state"] == "promoted"
+    });
+    let answers = traffic.finish();
+    assert!(
+        failed(&answers).is_empty(),
+        "failed requests: {:?}",
+        failed(&answers)
+    );
+    assert!(
+        answered_by(&answers, "churn/2") > 0,
+        "the canary answered some requests"
+    );
+    assert_eq!(champion(&setup), 2);
+    // shadowing -> canary 50 % -> canary 100 % -> promoted, each decided by an analysis.
+    let history = done["history"].as_array().expect("history");
+    let states: Vec<&str> = history
+        .iter()
+        .map(|t| t["to"]["state"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(states, ["shadowing", "canary", "canary", "promoted"]);
+    let shadow = &history[1]["analysis"];
+    assert_eq!(shadow["phase"], "shadow");
+    let agreement = shadow["checks"][1]["observed"]
+        .as_f64()
+        .expect("agreement measured");
+    assert!(agreement >= 0.7, "{shadow}");
+    assert!(shadow["candidate"]["requests"].as_u64().expect("requests") >= 20);
+    // Every transition is in the audit log, with the alias move of the promotion.
+    let audit = setup.audit();
+    let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
+    for action in [
+        "rollout.shadowing",
+        "rollout.canary",
+        "rollout.promoted",
+        "alias.set",
+    ] {
+        assert!(actions.contains(&action), "{action} not in {actions:?}");
+    }
+    // After the promotion the endpoint serves churn/2 only.
+    let (status, head, _) =
+        setup
+            .server()
+            .request("POST", "/v2/models/churn/infer", Some(&bodies(1)[0]));
+    assert_eq!(status, 200);
+    assert!(head.contains("x-berth-version: churn/2"), "{head}");
+}
+
+#[test]
+fn a_challenger_with_wrong_outputs_is_rolled_back_by_shadow_agreement() {
+    let setup = Setup::new("xgb_classifier_wrong.onnx");
+    let traffic = Traffic::start(&setup.server().address, 2);
+    setup.cli(&[
+        "rollout",
+        "start",
+        "churn",
+        "--to",
+        "2",
+        "--shadow",
+        "2s",
+        "--steps",
+        "50,100",
+        "--bake",
+        "2s",
+        "--min-requests",
+        "20",
+        "--check",
+        "shadow_agreement:min=0.9",
+    ]);
+    let done = setup.wait_for(Duration::from_secs(60), |r| {
+        r["state"]["state"] == "rolled_back"
+    });
+    let answers = traffic.finish();
+    assert!(
+        failed(&answers).is_empty(),
+        "failed requests: {:?}",
+        failed(&answers)
+    );
+    // A shadow never answers: no client saw the wrong model.
+    assert_eq!(answered_by(&answers, "churn/2"), 0);
+    assert_eq!(champion(&setup), 1);
+    let reason = done["state"]["reason"].as_str().expect("reason");
+    assert!(reason.contains("shadow_agreement"), "{reason}");
+    let event = setup
+        .audit()
+        .into_iter()
+        .find(|e| e["action"] == "rollout.rolled_back")
+        .expect("rollback audited");
+    let check = &event["after"]["transition"]["analysis"]["checks"][0];
+    assert_eq!(check["metric"], "shadow_agreement");
+    assert!(
+        check["observed"].as_f64().expect("observed") < 0.9,
+        "{event}"
+    );
+    // The endpoint is back to its primary alone.
+    let endpoints = setup.json(&["endpoints", "list"]);
+    assert_eq!(
+        endpoints[0]["policy"],
+        serde_json::json!({"primary": {"model": "churn", "alias": "champion"}})
+    );
+}
+
+#[test]
+fn a_slow_challenger_is_rolled_back_by_its_p99_latency() {
+    let setup = Setup::new("xgb_classifier_slow.onnx");
+    let traffic = Traffic::start(&setup.server().address, 2);
+    setup.cli(&[
+        "rollout",
+        "start",
+        "churn",
+        "--to",
+        "2",
+        "--shadow",
+        "0",
+        "--steps",
+        "50,100",
+        "--bake",
+        "3s",
+        "--min-requests",
+        "20",
+        "--check",
+        "p99_latency_ms:max_ratio=3",
+    ]);
+    let done = setup.wait_for(Duration::from_secs(60), |r| {
+        r["state"]["state"] == "rolled_back"
+    });
+    let answers = traffic.finish();
+    assert!(
+        failed(&answers).is_empty(),
+        "failed requests: {:?}",
+        failed(&answers)
+    );
+    assert_eq!(champion(&setup), 1);
+    let analysis = done["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .map(|t| t["analysis"].clone())
+        .expect("analysis");
+    let check = &analysis["checks"][0];
+    assert_eq!(check["metric"], "p99_latency_ms");
+    let (slow, fast) = (
+        check["observed"].as_f64().expect("candidate p99"),
+        check["primary"].as_f64().expect("primary p99"),
+    );
+    assert!(
+        slow > 3.0 * fast,
+        "candidate p99 {slow} ms vs primary {fast} ms"
+    );
+}
+
+#[test]
+fn forced_promotions_and_rollbacks_under_traffic_fail_no_request() {
+    let setup = Setup::new("lgbm_classifier.txt");
+    let traffic = Traffic::start(&setup.server().address, 3);
+    for round in 0..5 {
+        // No rollback window: every round goes through the canary, then is forced.
+        setup.cli(&[
+            "rollout",
+            "start",
+            "churn",
+            "--to",
+            "2",
+            "--steps",
+            "50,100",
+            "--bake",
+            "1h",
+            "--rollback-window",
+            "0",
+        ]);
+        std::thread::sleep(Duration::from_millis(300));
+        let state = setup.json(&["rollout", "status", "churn"])["state"]["state"].clone();
+        assert_eq!(state, "canary");
+        setup.cli(&[
+            "rollout",
+            "promote",
+            "churn",
+            "--reason",
+            &format!("round {round}"),
+        ]);
+        assert_eq!(champion(&setup), 2);
+        std::thread::sleep(Duration::from_millis(300));
+        setup.cli(&["rollback", "churn"]);
+        assert_eq!(champion(&setup), 1);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let answers = traffic.finish();
+    assert!(answers.len() > 100, "{} answers", answers.len());
+    assert!(
+        failed(&answers).is_empty(),
+        "failed requests: {:?}",
+        failed(&answers)
+    );
+    assert!(answered_by(&answers, "churn/2") > 0);
+    assert!(answered_by(&answers, "churn/1") > 0);
+}
+
+#[test]
+fn a_restart_mid_canary_resumes_the_same_rollout_at_the_same_step() {
+    let mut setup = Setup::new("lgbm_classifier.txt");
+    setup.cli(&[
+        "rollout",
+        "start",
+        "churn",
+        "--to",
+        "2",
+        "--shadow",
+        "0",
+        "--steps",
+        "25,50,100",
+        "--bake",
+        "3s",
+        "--min-requests",
+        "10",
+    ]);
+    // Let it reach the second step, then restart.
+    let traffic = Traffic::start(&setup.server().address, 2);
+    let before = setup.wait_for(Duration::from_secs(30), |r| r["state"]["step"] == 1);
+    traffic.finish();
+    setup.restart();
+    let after = setup.json(&["rollout", "status", "churn"]);
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(
+        after["state"], before["state"],
+        "same step, same window start"
+    );
+    // The restarted server serves the step's split and carries the rollout on to the end.
+    let traffic = Traffic::start(&setup.server().address, 2);
+    let done = setup.wait_for(Duration::from_secs(60), |r| {
+        r["state"]["state"] == "promoted"
+    });
+    let answers = traffic.finish();
+    assert!(
+        failed(&answers).is_empty(),
+        "failed requests: {:?}",
+        failed(&answers)
+    );
+    let steps: Vec<Value> = done["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|t| t["to"]["step"].clone())
+        .collect();
+    // started at step 0, then step 1 (before the restart), step 2, promoted: nothing repeated.
+    assert_eq!(
+        steps,
+        [Value::from(0), Value::from(1), Value::from(2), Value::Null]
+    );
+}
+
+#[test]
+fn bad_rollout_requests_are_refused_naming_what_is_wrong() {
+    let setup = Setup::new("lgbm_classifier.txt");
+    let store = setup.store.as_str();
+    let refused = |args: &[&str], says: &str| {
+        let out = berth(&[&["--store", store], args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "berth {args:?}: {err}");
+        assert!(
+            err.contains(says),
+            "berth {args:?} should say {says:?}: {err}"
+        );
+    };
+    refused(
+        &["rollout", "start", "churn", "--to", "2", "--steps", "50,20"],
+        "steps",
+    );
+    refused(&["rollout", "start", "churn", "--to", "9"], "churn/9");
+    refused(
+        &["rollout", "start", "churn", "--to", "1"],
+        "already serves",
+    );
+    refused(&["rollout", "start", "nope", "--to", "2"], "nope");
+    refused(
+        &[
+            "rollout",
+            "start",
+            "churn",
+            "--to",
+            "2",
+            "--check",
+            "error_rate",
+        ],
+        "METRIC:BOUND=VALUE",
+    );
+    refused(&["rollout", "pause", "churn"], "no unfinished rollout");
+    refused(&["rollback", "churn"], "nothing to roll back to");
+    // Over the API: an unknown command is a 400, an operation the state does not allow a 409.
+    setup.cli(&["rollout", "start", "churn", "--to", "2", "--bake", "1h"]);
+    refused(
+        &["rollout", "start", "churn", "--to", "2"],
+        "already has an unfinished rollout",
+    );
+    let server = setup.server();
+    let (status, _, text) = server.request(
+        "POST",
+        "/api/v1/endpoints/churn/rollouts/current/jump",
+        None,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("pause, resume, abort or force-promote"),
+        "{text}"
+    );
+    let (status, _, text) = server.request(
+        "POST",
+        "/api/v1/endpoints/churn/rollouts/current/resume",
+        None,
+    );
+    assert_eq!(status, 409, "{text}");
+    let (status, _, text) = server.request(
+        "POST",
+        "/api/v1/endpoints/churn/rollouts",
+        Some(r#"{"to_version": 2, "spec": {"steps": [0]}}"#),
+    );
+    assert_eq!(status, 400, "{text}");
+    let (status, _, text) = server.request("GET", "/api/v1/endpoints/churn/rollouts", None);
+    assert_eq!(status, 200, "{text}");
+    let list: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(list[0]["state"]["state"], "canary");
+    assert!(list[0]["live"]["candidate"].is_object(), "{list}");
+}

@@ -1,0 +1,266 @@
+//! An endpoint's traffic policy on the serving path, over every protocol: a canary takes its
+//! weight of requests within ±2 percentage points over 10k requests, a sticky key (header or
+//! input field) keeps an entity on one version, the answering version is in every response,
+//! shadows get a copy of each answered request and are compared row by row, and a shadow that
+//! cannot keep up sheds copies without touching the primary's answers.
+
+mod serving;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::Method;
+use berth_registry::StickyKey;
+use berth_rollout::Weight;
+use berth_serve::deployment::{Deployment, Router, Watchers};
+use berth_serve::route::{Route, RoutePlan};
+use serde_json::json;
+use serving::{eval_rows, send};
+
+const PRIMARY: &str = "xgb_classifier.json";
+const CANDIDATE: &str = "lgbm_classifier.txt";
+
+fn deployment(router: &Router, file: &str, version: i64) -> Arc<Deployment> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/models")
+        .join(file);
+    let model: Arc<dyn berth_runtime::Model> =
+        berth_runtime::load(&path, &berth_runtime::LoadOptions::default())
+            .expect("fixture")
+            .into();
+    let signature = berth_core::Signature::infer(model.info());
+    Arc::new(Deployment::start(
+        "churn",
+        version,
+        model,
+        signature,
+        berth_serve::batcher::BatchConfig::default(),
+        router.watchers(),
+        None,
+    ))
+}
+
+/// The endpoint `churn-api` with churn/1 as primary and churn/2 as canary at `weight`
+/// percent and/or as a shadow.
+fn endpoint(
+    weight: Option<f64>,
+    shadow: bool,
+    sticky: Option<StickyKey>,
+) -> (Arc<Router>, axum::Router) {
+    let router = Arc::new(Router::new(Watchers::default()));
+    let primary = deployment(&router, PRIMARY, 1);
+    let candidate = deployment(&router, CANDIDATE, 2);
+    let plan = RoutePlan {
+        primary,
+        canary: weight.map(|w| {
+            (
+                candidate.clone(),
+                Weight::from_percent(w).expect("weight"),
+                "rollout-1".to_string(),
+            )
+        }),
+        shadows: if shadow { vec![candidate] } else { Vec::new() },
+        sticky,
+    };
+    let route = Route::endpoint("churn-api", plan, &router.windows(), &router.metrics());
+    router.replace(HashMap::from([("churn-api".to_string(), Arc::new(route))]));
+    let app = berth_serve::inference_router(router.clone());
+    (router, app)
+}
+
+fn v2_body(row: &[serde_json::Value]) -> String {
+    json!({"inputs": [{"name": "input", "shape": [1, 23], "datatype": "FP32", "data": row}]})
+        .to_string()
+}
+
+fn version_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-berth-version")
+        .and_then(|v| v.to_str().ok())
+        .expect("x-berth-version")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_takes_its_weight_within_two_points_over_10k_requests() {
+    for weight in [5.0, 30.0] {
+        let (router, app) = endpoint(Some(weight), false, None);
+        let (_, rows) = eval_rows(50);
+        let mut canary = 0;
+        for i in 0..10_000 {
+            let (status, headers, text) = send(
+                &app,
+                Method::POST,
+                "/v2/models/churn-api/infer",
+                "application/json",
+                v2_body(&rows[i % rows.len()]),
+            )
+            .await;
+            assert_eq!(status, 200, "{text}");
+            let version = version_of(&headers);
+            let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            // The body names the version that answered too.
+            assert_eq!(
+                format!("churn/{}", body["model_version"].as_str().expect("version")),
+                version
+            );
+            canary += usize::from(version == "churn/2");
+        }
+        let share = canary as f64 / 100.0;
+        assert!(
+            (share - weight).abs() <= 2.0,
+            "canary at {weight}% answered {share}% of 10k requests"
+        );
+        // The windows a rollout analyses saw the same split.
+        let windows = router.windows();
+        let (p, c) = (
+            windows.stats("churn-api", "churn", 1),
+            windows.stats("churn-api", "churn", 2),
+        );
+        assert_eq!(
+            (p.requests + c.requests, c.requests),
+            (10_000, canary as u64)
+        );
+        assert!(c.p99_latency_ms.is_some_and(|ms| ms > 0.0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sticky_header_keeps_each_key_on_one_version() {
+    let (_, app) = endpoint(
+        Some(50.0),
+        false,
+        Some(StickyKey::Header("x-customer".into())),
+    );
+    let (_, rows) = eval_rows(1);
+    let body = v2_body(&rows[0]);
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for round in 0..4 {
+        for key in 0..300 {
+            let request = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/v2/models/churn-api/infer")
+                .header("content-type", "application/json")
+                .header("x-customer", format!("customer-{key}"))
+                .body(axum::body::Body::from(body.clone()))
+                .expect("request");
+            let response = tower::ServiceExt::oneshot(app.clone(), request)
+                .await
+                .expect("infallible");
+            assert_eq!(response.status(), 200);
+            let version = version_of(response.headers());
+            let first = seen
+                .entry(format!("customer-{key}"))
+                .or_insert(version.clone());
+            assert_eq!(
+                *first, version,
+                "customer-{key} changed version in round {round}"
+            );
+        }
+    }
+    let canary = seen.values().filter(|v| *v == "churn/2").count();
+    // 300 keys at 50 %: far from all on one side (binomial sd ≈ 8.7).
+    assert!(
+        (100..=200).contains(&canary),
+        "{canary} of 300 keys on the canary"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sticky_field_keeps_each_entity_on_one_version_over_every_protocol() {
+    let (names, rows) = eval_rows(200);
+    let field = names[0].clone(); // tenure_months
+    let (_, app) = endpoint(Some(50.0), false, Some(StickyKey::Field(field.clone())));
+    let mut by_value: HashMap<String, String> = HashMap::new();
+    let mut versions = std::collections::HashSet::new();
+    // A row without the field has no sticky key (it is split like unkeyed traffic).
+    for row in rows.iter().filter(|r| !r[0].is_null()) {
+        let record: serde_json::Map<String, serde_json::Value> =
+            names.iter().cloned().zip(row.iter().cloned()).collect();
+        let calls = [
+            ("/v2/models/churn-api/infer", v2_body(row)),
+            (
+                "/v1/models/churn-api:predict",
+                json!({"instances": [row]}).to_string(),
+            ),
+            (
+                "/invocations",
+                json!({"dataframe_records": [record]}).to_string(),
+            ),
+        ];
+        for (uri, body) in calls {
+            let request = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .header("x-berth-model", "churn-api")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let response = tower::ServiceExt::oneshot(app.clone(), request)
+                .await
+                .expect("infallible");
+            assert_eq!(response.status(), 200, "{uri}");
+            let version = version_of(response.headers());
+            versions.insert(version.clone());
+            let key = row[0].to_string();
+            let first = by_value.entry(key.clone()).or_insert(version.clone());
+            assert_eq!(*first, version, "{field}={key} changed version on {uri}");
+        }
+    }
+    assert_eq!(versions.len(), 2, "both versions answer some entities");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadows_get_every_answered_request_and_are_compared_row_by_row() {
+    let (router, app) = endpoint(None, true, None);
+    let (_, rows) = eval_rows(100);
+    for row in &rows {
+        let (status, headers, _) = send(
+            &app,
+            Method::POST,
+            "/v2/models/churn-api/infer",
+            "application/json",
+            v2_body(row),
+        )
+        .await;
+        assert_eq!(status, 200);
+        // A shadow never answers.
+        assert_eq!(version_of(&headers), "churn/1");
+    }
+    let windows = router.windows();
+    let started = Instant::now();
+    let comparison = loop {
+        let c = windows.shadow_comparison("churn-api", "churn", 2);
+        if c.as_ref().is_some_and(|c| c.requests() == 100) {
+            break c.expect("comparison");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "shadow copies not all compared"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Both fixtures' reference outputs, compared the way the router compares them.
+    let p = serving::expected(PRIMARY, 2, 100);
+    let s = serving::expected(CANDIDATE, 2, 100);
+    let agree = p
+        .iter()
+        .zip(&s)
+        .filter(|(p, s)| (**p >= 0.5) == (**s >= 0.5))
+        .count();
+    let agreement = comparison.agreement_rate().expect("classes compared");
+    assert!(
+        (agreement - agree as f64 / 100.0).abs() < 1e-9,
+        "agreement {agreement}, expected {agree}/100"
+    );
+    let mean: f64 = p.iter().zip(&s).map(|(p, s)| (p - s).abs()).sum::<f64>() / 100.0;
+    let measured = comparison.mean_abs_delta().expect("deltas");
+    assert!(
+        (measured - mean).abs() < 1e-5,
+        "mean |Δ| {measured}, expected {mean}"
+    );
+    assert!(!comparison.worst().is_empty());
+    assert_eq!(windows.stats("churn-api", "churn", 2).requests, 100);
+}
