@@ -217,6 +217,8 @@ fn a_good_challenger_is_shadowed_then_canaried_then_promoted() {
         "error_rate:max_increase=0.01",
         "--check",
         "shadow_agreement:min=0.7",
+        "--check",
+        "prediction_drift:max=1",
     ]);
     let done = setup.wait_for(Duration::from_secs(60), |r| {
         r["state"]["state"] == "promoted"
@@ -246,6 +248,11 @@ fn a_good_challenger_is_shadowed_then_canaried_then_promoted() {
         .expect("agreement measured");
     assert!(agreement >= 0.7, "{shadow}");
     assert!(shadow["candidate"]["requests"].as_u64().expect("requests") >= 20);
+    // Two models trained on the same data: their scores are close, not equal.
+    let drift = shadow["checks"][2]["observed"]
+        .as_f64()
+        .expect("prediction drift measured");
+    assert!(drift > 0.0 && drift < 0.5, "{shadow}");
     // Every transition is in the audit log, with the alias move of the promotion.
     let audit = setup.audit();
     let actions: Vec<&str> = audit.iter().filter_map(|e| e["action"].as_str()).collect();
@@ -286,6 +293,8 @@ fn a_challenger_with_wrong_outputs_is_rolled_back_by_shadow_agreement() {
         "20",
         "--check",
         "shadow_agreement:min=0.9",
+        "--check",
+        "prediction_drift:max=0.5",
     ]);
     let done = setup.wait_for(Duration::from_secs(60), |r| {
         r["state"]["state"] == "rolled_back"

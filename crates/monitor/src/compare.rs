@@ -7,7 +7,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::bins::{DEFAULT_BINS, quantile_edges};
-use crate::drift::{ColumnDrift, DriftConfig, DriftReport, column_drift};
+use crate::drift::{ColumnConfig, ColumnDrift, DriftConfig, DriftReport, Method, column_drift};
 use crate::profile::{
     ColumnKind, ColumnProfile, Layout, Profile, ProfileBuilder, ReferenceColumn, ReferenceProfile,
     layout_of,
@@ -211,4 +211,39 @@ impl Side {
         }
         builder.finish()
     }
+}
+
+/// How far a candidate model's outputs are from a primary's on the same kind of traffic: the
+/// largest distance over the output columns, W1 normed by the primary's standard deviation for
+/// scores and probabilities, Jensen-Shannon distance for labels. `None` when either side has
+/// no outputs or they share no column.
+pub fn prediction_drift(
+    primary: &[Vec<berth_core::NamedTensor>],
+    candidate: &[Vec<berth_core::NamedTensor>],
+) -> Option<f64> {
+    let primary = crate::profile::output_columns_data(primary);
+    let candidate = crate::profile::output_columns_data(candidate);
+    let columns = primary
+        .iter()
+        .map(|(name, data)| {
+            let method = match data {
+                ColumnData::Numeric(_) => Method::Wasserstein,
+                ColumnData::Categorical(_) => Method::JensenShannon,
+            };
+            let config = ColumnConfig {
+                method: Some(method),
+                threshold: None,
+            };
+            (name.clone(), config)
+        })
+        .collect();
+    let config = DriftConfig {
+        columns,
+        ..DriftConfig::default()
+    };
+    compare_columns(primary, candidate, &config)
+        .columns
+        .iter()
+        .filter_map(|c| c.score)
+        .reduce(f64::max)
 }

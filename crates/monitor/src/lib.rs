@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 pub use bins::{DEFAULT_BINS, quantile_edges, quantile_sorted};
-pub use compare::{compare_columns, compare_files};
+pub use compare::{compare_columns, compare_files, prediction_drift};
 pub use drift::{
     ColumnConfig, ColumnDrift, DriftConfig, DriftReport, Histogram, Method, Statistics,
     drift_profiles,

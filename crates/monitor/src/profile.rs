@@ -339,29 +339,7 @@ impl ReferenceProfile {
     /// batches): one column per output value as [`berth_core::output_values`] names them
     /// (labels categorical, scores and probabilities numeric).
     pub fn from_outputs(batches: &[Vec<NamedTensor>]) -> ReferenceProfile {
-        let mut columns: Vec<(String, ColumnData)> = Vec::new();
-        for outputs in batches {
-            for (i, (name, values)) in output_values(outputs).into_iter().enumerate() {
-                if columns.len() == i {
-                    let empty = match values {
-                        OutputValues::Numbers(_) => ColumnData::Numeric(Vec::new()),
-                        OutputValues::Labels(_) => {
-                            ColumnData::Categorical(CategoryCounts::default())
-                        }
-                    };
-                    columns.push((name.clone(), empty));
-                }
-                match (&mut columns[i], values) {
-                    ((_, ColumnData::Numeric(all)), OutputValues::Numbers(v)) => all.extend(v),
-                    ((_, ColumnData::Categorical(counts)), OutputValues::Labels(v)) => {
-                        v.iter().for_each(|label| counts.add(label, 1))
-                    }
-                    // Every batch of one model has the same outputs.
-                    _ => {}
-                }
-            }
-        }
-        ReferenceProfile::from_columns(columns)
+        ReferenceProfile::from_columns(output_columns_data(batches))
     }
 
     pub fn column(&self, name: &str) -> Option<&ReferenceColumn> {
@@ -567,4 +545,31 @@ impl<'r> ProfileBuilder<'r> {
     pub fn finish(self) -> Profile {
         self.profile
     }
+}
+
+/// A model's outputs over batches as columns: one per output value as
+/// [`berth_core::output_values`] names them (labels categorical, scores and probabilities
+/// numeric).
+pub fn output_columns_data(batches: &[Vec<NamedTensor>]) -> Vec<(String, ColumnData)> {
+    let mut columns: Vec<(String, ColumnData)> = Vec::new();
+    for outputs in batches {
+        for (i, (name, values)) in output_values(outputs).into_iter().enumerate() {
+            if columns.len() == i {
+                let empty = match values {
+                    OutputValues::Numbers(_) => ColumnData::Numeric(Vec::new()),
+                    OutputValues::Labels(_) => ColumnData::Categorical(CategoryCounts::default()),
+                };
+                columns.push((name.clone(), empty));
+            }
+            match (&mut columns[i], values) {
+                ((_, ColumnData::Numeric(all)), OutputValues::Numbers(v)) => all.extend(v),
+                ((_, ColumnData::Categorical(counts)), OutputValues::Labels(v)) => {
+                    v.iter().for_each(|label| counts.add(label, 1))
+                }
+                // Every batch of one model has the same outputs.
+                _ => {}
+            }
+        }
+    }
+    columns
 }

@@ -383,10 +383,14 @@ impl RolloutView {
 
     /// Adds the live window from `windows`.
     pub fn with_live(mut self, windows: &TrafficWindows) -> Self {
-        let side = |v: &VersionRef| windows.stats(&self.endpoint, &v.model, v.version);
+        let (primary, candidate) = windows.compare(
+            &self.endpoint,
+            (&self.from.model, self.from.version),
+            (&self.to.model, self.to.version),
+        );
         self.live = Some(LiveWindow {
-            primary: side(&self.from),
-            candidate: side(&self.to),
+            primary,
+            candidate,
             shadow: windows.shadow_comparison(&self.endpoint, &self.to.model, self.to.version),
         });
         self
@@ -450,8 +454,12 @@ impl RolloutController {
             if now < due || now < counting_since + (due - start) {
                 continue;
             }
-            let side = |v: &VersionRef| self.windows.stats(rollout.endpoint(), &v.model, v.version);
-            let (primary, candidate) = (side(rollout.from_version()), side(rollout.to_version()));
+            let (from, to) = (rollout.from_version(), rollout.to_version());
+            let (primary, candidate) = self.windows.compare(
+                rollout.endpoint(),
+                (&from.model, from.version),
+                (&to.model, to.version),
+            );
             match rollout.tick(now, &primary, &candidate) {
                 Ok(Some(transition)) => {
                     match save(

@@ -37,6 +37,8 @@ pub const SHADOW_QUEUE: usize = 1024;
 pub const SHADOW_CONCURRENCY: usize = 32;
 /// Worst examples a shadow comparison keeps.
 pub const SHADOW_WORST: usize = 20;
+/// Output rows per side and window kept to measure the candidate's prediction drift.
+pub const DRIFT_SAMPLE_ROWS: usize = 20_000;
 
 /// What answers one name: a primary, maybe a canary, maybe shadows.
 pub struct Route {
@@ -160,6 +162,11 @@ impl Route {
             window.observe(&answer, caller.arrived.elapsed());
         }
         let prediction = answer?;
+        if let Some(window) = window
+            && (self.canary.is_some() || !self.shadows.is_empty())
+        {
+            window.keep_outputs(&prediction.batched.outputs);
+        }
         for shadow in &self.shadows {
             let job = ShadowJob {
                 prediction_id: prediction.id.clone(),
@@ -215,11 +222,14 @@ fn spawn_shadow(
                     .await;
                 window.observe(&answer, caller.arrived.elapsed());
                 match answer {
-                    Ok(shadow) => lock(&comparison).record_outputs(
-                        &job.prediction_id,
-                        &job.primary,
-                        &shadow.batched.outputs,
-                    ),
+                    Ok(shadow) => {
+                        window.keep_outputs(&shadow.batched.outputs);
+                        lock(&comparison).record_outputs(
+                            &job.prediction_id,
+                            &job.primary,
+                            &shadow.batched.outputs,
+                        );
+                    }
                     Err(e) => tracing::debug!(
                         shadow = %deployment.label(),
                         "shadow of prediction {} failed: {e}",
@@ -237,12 +247,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Requests, server errors and latency of one side of an endpoint in the current window.
+/// Requests, server errors, latency and a sample of the outputs of one side of an endpoint in
+/// the current window.
 #[derive(Default)]
 pub struct SideWindow {
     requests: AtomicU64,
     errors: AtomicU64,
     latency: LatencyHistogram,
+    outputs: Mutex<OutputSample>,
+}
+
+/// The first [`DRIFT_SAMPLE_ROWS`] output rows of a window.
+#[derive(Default)]
+struct OutputSample {
+    rows: usize,
+    batches: Vec<Vec<NamedTensor>>,
 }
 
 impl SideWindow {
@@ -261,10 +280,23 @@ impl SideWindow {
         }
     }
 
+    /// Keeps an answer's outputs for the prediction drift, until the sample is full.
+    fn keep_outputs(&self, outputs: &[NamedTensor]) {
+        let mut sample = lock(&self.outputs);
+        if sample.rows < DRIFT_SAMPLE_ROWS {
+            sample.rows += outputs
+                .first()
+                .and_then(|o| o.tensor.shape().first().copied())
+                .unwrap_or(0);
+            sample.batches.push(outputs.to_vec());
+        }
+    }
+
     fn reset(&self) {
         self.requests.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
         self.latency.reset();
+        *lock(&self.outputs) = OutputSample::default();
     }
 }
 
@@ -373,6 +405,29 @@ impl TrafficWindows {
             shadow_agreement: comparison.and_then(|c| c.agreement_rate()),
             ..WindowStats::default()
         }
+    }
+
+    /// Both sides' stats for a rollout's analysis: the candidate's carries its prediction
+    /// drift from the primary over the window's output samples.
+    pub fn compare(
+        &self,
+        endpoint: &str,
+        primary: (&str, i64),
+        candidate: (&str, i64),
+    ) -> (WindowStats, WindowStats) {
+        let p = self.stats(endpoint, primary.0, primary.1);
+        let mut c = self.stats(endpoint, candidate.0, candidate.1);
+        let sample = |(model, version): (&str, i64)| {
+            lock(&self.sides)
+                .get(&key(endpoint, model, version))
+                .map(|s| lock(&s.outputs).batches.clone())
+                .unwrap_or_default()
+        };
+        let (ps, cs) = (sample(primary), sample(candidate));
+        if !ps.is_empty() && !cs.is_empty() {
+            c.prediction_drift = berth_monitor::prediction_drift(&ps, &cs);
+        }
+        (p, c)
     }
 
     /// The comparison of `model/version`'s shadow answers on `endpoint` with the primary's.
