@@ -156,6 +156,7 @@ fn the_readme_curl_examples_work() {
         ("\"/api/v1/models/\" + ", "/api/v1/models/churn"),
         ("\"/v2/models/\" + ", "/v2/models/churn"),
         ("\"/api/v1/endpoints/\" + ", "/api/v1/endpoints/churn/drift"),
+        ("\"/rollouts\"", "/api/v1/endpoints/churn/rollouts"),
     ] {
         assert!(page.contains(in_page), "the page reads {in_page}");
         let (status, _, body) = server.request("GET", url, None);
