@@ -1,12 +1,16 @@
-//! The monitoring tables on SQLite and on PostgreSQL: `predictions` (idempotent batch inserts,
-//! counts, reads by id and by endpoint and time range) and `profile_windows` (a replica's
-//! rewrite of a window replaces its row; readers get every replica's rows of a range).
+//! The serving-side tables on SQLite and on PostgreSQL: `predictions` (idempotent batch
+//! inserts, counts, reads by id and by endpoint and time range), `profile_windows` (a replica's
+//! rewrite of a window replaces its row; readers get every replica's rows of a range) and
+//! `rollouts` (one unfinished per endpoint, optimistic revisions, saved with the endpoint's
+//! policy and the audit event in one transaction).
 //!
 //! PostgreSQL (127.0.0.1:5432, database `test`, a schema of its own per test) is skipped with a
 //! message when it is not reachable, unless `BERTH_REQUIRE_SERVICES=1`.
 
 use berth_store::testing::{PG_HOST_PORT, fresh_postgres_schema, postgres_url};
-use berth_store::{MetadataStore, PredictionRow, ProfileWindowRow};
+use berth_store::{
+    AuditFilter, Change, MetadataStore, PredictionRow, ProfileWindowRow, RolloutSave, StoreError,
+};
 use serde_json::json;
 
 /// A store of its own on `backend` ("sqlite" or "postgres"); `None` when PostgreSQL is missing
@@ -48,6 +52,37 @@ fn row(n: i64, endpoint: &str) -> PredictionRow {
         latency_us: 1500 + n,
         inputs: json!({"tenure": [n, n + 1], "plan": ["a", "b"]}),
         outputs: json!({"probability": [0.25, 0.5]}),
+    }
+}
+
+fn save<'a>(
+    id: &'a str,
+    state: &'a str,
+    finished: bool,
+    read_revision: Option<i64>,
+    body: &'a serde_json::Value,
+    policy: Option<&'a serde_json::Value>,
+) -> RolloutSave<'a> {
+    RolloutSave {
+        id,
+        endpoint: "churn-api",
+        model: "churn",
+        state,
+        finished,
+        body,
+        read_revision,
+        action: "rollout.test",
+        event: body,
+        policy,
+        alias: None,
+    }
+}
+
+fn change() -> Change {
+    Change {
+        actor: "tester".into(),
+        reason: Some("test".into()),
+        at: chrono::Utc::now(),
     }
 }
 
@@ -136,5 +171,52 @@ on_both_backends! {
         assert!(store.list_profile_windows("other", 0, i64::MAX).await.expect("read").is_empty());
         assert_eq!(store.delete_profile_windows_before(120_000).await.expect("delete"), 2);
         assert_eq!(store.list_profile_windows("churn", 0, i64::MAX).await.expect("read").len(), 1);
+    }
+
+    rollouts_are_saved_with_their_policy_one_unfinished_per_endpoint(store) {
+        let body = json!({"step": 0});
+        let policy = json!({"primary": {"model": "churn", "version": 1}, "shadows": [{"model": "churn", "version": 2}]});
+        let revision = store
+            .save_rollout(&save("r1", "shadowing", false, None, &body, Some(&policy)), &change())
+            .await
+            .expect("create");
+        assert_eq!(revision, 1);
+        // The endpoint's policy and the audit event were written with it.
+        assert_eq!(store.get_endpoint("churn-api").await.expect("read").expect("endpoint").policy, policy);
+        let events = store
+            .audit(&AuditFilter { subject_kind: Some("rollout".into()), ..AuditFilter::default() })
+            .await
+            .expect("audit");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].after, Some(body.clone()));
+        // A second unfinished rollout on the endpoint is refused.
+        let err = store
+            .save_rollout(&save("r2", "canary", false, None, &body, None), &change())
+            .await
+            .expect_err("one unfinished rollout per endpoint");
+        assert!(matches!(&err, StoreError::Conflict(m) if m.contains("r1")), "{err}");
+        // A save over a revision someone else moved on from is refused; the right one passes.
+        let step = json!({"step": 1});
+        assert_eq!(
+            store.save_rollout(&save("r1", "canary", false, Some(1), &step, None), &change()).await.expect("step"),
+            2
+        );
+        let err = store
+            .save_rollout(&save("r1", "paused", false, Some(1), &step, None), &change())
+            .await
+            .expect_err("stale revision");
+        assert!(matches!(&err, StoreError::Conflict(m) if m.contains("revision 1")), "{err}");
+        let done = json!({"done": true});
+        store.save_rollout(&save("r1", "promoted", true, Some(2), &done, None), &change()).await.expect("finish");
+        let read = store.get_rollout("r1").await.expect("read").expect("stored");
+        assert_eq!((read.state.as_str(), read.finished, read.revision, &read.body), ("promoted", true, 3, &done));
+        assert!(store.list_rollouts(Some("churn-api"), true, 10).await.expect("list").is_empty());
+        // Finished, the endpoint takes a new rollout; listings are newest first.
+        store.save_rollout(&save("r2", "canary", false, None, &body, None), &change()).await.expect("second");
+        let all = store.list_rollouts(Some("churn-api"), false, 10).await.expect("list");
+        assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r2", "r1"]);
+        assert_eq!(store.list_rollouts(None, true, 10).await.expect("list").len(), 1);
+        assert!(store.list_rollouts(Some("other"), false, 10).await.expect("list").is_empty());
+        assert!(store.get_rollout("nope").await.expect("read").is_none());
     }
 }
