@@ -6,17 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/lib.sh
 seconds="${1:-20}"
 cargo build --release --locked -p berth --bin berth 2>&1 | tail -n 1
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-berth() { target/release/berth --store "$work/data" --actor load-test "$@"; }
-port="$(free_port)"
-
-target/release/berth --store "$work/data" --actor load-test up --listen "127.0.0.1:$port" --poll-ms 100 \
-    > /dev/null 2> "$work/up.log" &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 2
-berth models register churn fixtures/models/lgbm_classifier.txt > /dev/null
+start_up_with_two_versions "$(mktemp -d)"
 infer_lua "$work/infer.lua" "$(v2_body)"
 wrk -t1 -c16 -d"${seconds}s" -s "$work/infer.lua" "http://127.0.0.1:$port/v2/models/churn/infer" > "$work/wrk.txt" &
 wrk_pid=$!

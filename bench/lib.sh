@@ -33,3 +33,18 @@ wrk_figures() { # FILE
     errors="$(awk '/Non-2xx/ {print $5}' "$1")"
     echo "$rps $p50 $p99 ${errors:-0}"
 }
+
+# Starts `berth up` on a fresh data folder in WORK on a free loopback port (polling the
+# registry every 100 ms), with the example and churn/2 = the LightGBM fixture registered; sets
+# `port`, defines `berth` (the CLI on that store) and stops the server and its load on exit.
+start_up_with_two_versions() { # WORK
+    work="$1"
+    berth() { target/release/berth --store "$work/data" --actor load-test "$@"; }
+    port="$(free_port)"
+    target/release/berth --store "$work/data" --actor load-test up --listen "127.0.0.1:$port" \
+        --poll-ms 100 > /dev/null 2> "$work/up.log" &
+    server=$!
+    trap 'kill "$server" 2>/dev/null || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+    sleep 2
+    berth models register churn fixtures/models/lgbm_classifier.txt > /dev/null
+}

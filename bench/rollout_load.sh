@@ -10,15 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source bench/lib.sh
 seconds="${1:-30}"
 cargo build --release --locked -p berth --bin berth 2>&1 | tail -n 1
-work="$(mktemp -d)"
-berth() { target/release/berth --store "$work/data" --actor load-test "$@"; }
-port="$(free_port)"
-target/release/berth --store "$work/data" --actor load-test up --listen "127.0.0.1:$port" --poll-ms 100 \
-    > /dev/null 2> "$work/up.log" &
-server=$!
-trap 'kill "$server" 2>/dev/null || true; kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 2
-berth models register churn fixtures/models/lgbm_classifier.txt > /dev/null
+start_up_with_two_versions "$(mktemp -d)"
 infer_lua "$work/infer.lua" "$(v2_body)"
 url="http://127.0.0.1:$port/v2/models/churn/infer"
 state() { berth --json rollout status churn | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"]["state"])'; }

@@ -70,6 +70,18 @@ impl Setup {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `berth rollout start churn --to 2 FLAGS` (space-separated), which must succeed.
+    fn start_rollout(&self, flags: &str) {
+        let flags: Vec<&str> = flags.split_whitespace().collect();
+        self.cli(
+            &[
+                &["rollout", "start", "churn", "--to", "2"],
+                flags.as_slice(),
+            ]
+            .concat(),
+        );
+    }
+
     fn json(&self, args: &[&str]) -> Value {
         let text = self.cli(&[&["--json"], args].concat());
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -199,27 +211,7 @@ fn champion(setup: &Setup) -> i64 {
 fn a_good_challenger_is_shadowed_then_canaried_then_promoted() {
     let setup = Setup::new("lgbm_classifier.txt");
     let traffic = Traffic::start(&setup.server().address, 2);
-    setup.cli(&[
-        "rollout",
-        "start",
-        "churn",
-        "--to",
-        "2",
-        "--shadow",
-        "2s",
-        "--steps",
-        "50,100",
-        "--bake",
-        "2s",
-        "--min-requests",
-        "20",
-        "--check",
-        "error_rate:max_increase=0.01",
-        "--check",
-        "shadow_agreement:min=0.7",
-        "--check",
-        "prediction_drift:max=1",
-    ]);
+    setup.start_rollout("--shadow 2s --steps 50,100 --bake 2s --min-requests 20 --check error_rate:max_increase=0.01 --check shadow_agreement:min=0.7 --check prediction_drift:max=1");
     let done = setup.wait_for(Duration::from_secs(60), |r| {
         r["state"]["state"] == "promoted"
     });
@@ -277,25 +269,7 @@ fn a_good_challenger_is_shadowed_then_canaried_then_promoted() {
 fn a_challenger_with_wrong_outputs_is_rolled_back_by_shadow_agreement() {
     let setup = Setup::new("xgb_classifier_wrong.onnx");
     let traffic = Traffic::start(&setup.server().address, 2);
-    setup.cli(&[
-        "rollout",
-        "start",
-        "churn",
-        "--to",
-        "2",
-        "--shadow",
-        "2s",
-        "--steps",
-        "50,100",
-        "--bake",
-        "2s",
-        "--min-requests",
-        "20",
-        "--check",
-        "shadow_agreement:min=0.9",
-        "--check",
-        "prediction_drift:max=0.5",
-    ]);
+    setup.start_rollout("--shadow 2s --steps 50,100 --bake 2s --min-requests 20 --check shadow_agreement:min=0.9 --check prediction_drift:max=0.5");
     let done = setup.wait_for(Duration::from_secs(60), |r| {
         r["state"]["state"] == "rolled_back"
     });
@@ -333,23 +307,9 @@ fn a_challenger_with_wrong_outputs_is_rolled_back_by_shadow_agreement() {
 fn a_slow_challenger_is_rolled_back_by_its_p99_latency() {
     let setup = Setup::new("xgb_classifier_slow.onnx");
     let traffic = Traffic::start(&setup.server().address, 2);
-    setup.cli(&[
-        "rollout",
-        "start",
-        "churn",
-        "--to",
-        "2",
-        "--shadow",
-        "0",
-        "--steps",
-        "50,100",
-        "--bake",
-        "3s",
-        "--min-requests",
-        "20",
-        "--check",
-        "p99_latency_ms:max_ratio=3",
-    ]);
+    setup.start_rollout(
+        "--shadow 0 --steps 50,100 --bake 3s --min-requests 20 --check p99_latency_ms:max_ratio=3",
+    );
     let done = setup.wait_for(Duration::from_secs(60), |r| {
         r["state"]["state"] == "rolled_back"
     });
@@ -383,19 +343,7 @@ fn forced_promotions_and_rollbacks_under_traffic_fail_no_request() {
     let traffic = Traffic::start(&setup.server().address, 3);
     for round in 0..5 {
         // No rollback window: every round goes through the canary, then is forced.
-        setup.cli(&[
-            "rollout",
-            "start",
-            "churn",
-            "--to",
-            "2",
-            "--steps",
-            "50,100",
-            "--bake",
-            "1h",
-            "--rollback-window",
-            "0",
-        ]);
+        setup.start_rollout("--steps 50,100 --bake 1h --rollback-window 0");
         std::thread::sleep(Duration::from_millis(300));
         let state = setup.json(&["rollout", "status", "churn"])["state"]["state"].clone();
         assert_eq!(state, "canary");
@@ -426,21 +374,7 @@ fn forced_promotions_and_rollbacks_under_traffic_fail_no_request() {
 #[test]
 fn a_restart_mid_canary_resumes_the_same_rollout_at_the_same_step() {
     let mut setup = Setup::new("lgbm_classifier.txt");
-    setup.cli(&[
-        "rollout",
-        "start",
-        "churn",
-        "--to",
-        "2",
-        "--shadow",
-        "0",
-        "--steps",
-        "25,50,100",
-        "--bake",
-        "3s",
-        "--min-requests",
-        "10",
-    ]);
+    setup.start_rollout("--shadow 0 --steps 25,50,100 --bake 3s --min-requests 10");
     // Let it reach the second step, then restart.
     let traffic = Traffic::start(&setup.server().address, 2);
     let before = setup.wait_for(Duration::from_secs(30), |r| r["state"]["step"] == 1);

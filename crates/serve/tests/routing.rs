@@ -7,40 +7,19 @@
 mod serving;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::Method;
 use berth_registry::StickyKey;
 use berth_rollout::Weight;
-use berth_serve::deployment::{Deployment, Router, Watchers};
+use berth_serve::deployment::{Router, Watchers};
 use berth_serve::route::{Route, RoutePlan};
 use serde_json::json;
 use serving::{eval_rows, send};
 
 const PRIMARY: &str = "xgb_classifier.json";
 const CANDIDATE: &str = "lgbm_classifier.txt";
-
-fn deployment(router: &Router, file: &str, version: i64) -> Arc<Deployment> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/models")
-        .join(file);
-    let model: Arc<dyn berth_runtime::Model> =
-        berth_runtime::load(&path, &berth_runtime::LoadOptions::default())
-            .expect("fixture")
-            .into();
-    let signature = berth_core::Signature::infer(model.info());
-    Arc::new(Deployment::start(
-        "churn",
-        version,
-        model,
-        signature,
-        berth_serve::batcher::BatchConfig::default(),
-        router.watchers(),
-        None,
-    ))
-}
 
 /// The endpoint `churn-api` with churn/1 as primary and churn/2 as canary at `weight`
 /// percent and/or as a shadow.
@@ -50,8 +29,8 @@ fn endpoint(
     sticky: Option<StickyKey>,
 ) -> (Arc<Router>, axum::Router) {
     let router = Arc::new(Router::new(Watchers::default()));
-    let primary = deployment(&router, PRIMARY, 1);
-    let candidate = deployment(&router, CANDIDATE, 2);
+    let primary = serving::deployment(&router, PRIMARY, "churn", 1, |_| {});
+    let candidate = serving::deployment(&router, CANDIDATE, "churn", 2, |_| {});
     let plan = RoutePlan {
         primary,
         canary: weight.map(|w| {

@@ -29,6 +29,26 @@ pub fn deployed_with(
     watchers: berth_serve::deployment::Watchers,
     edit: impl FnOnce(&mut berth_core::Signature),
 ) -> std::sync::Arc<berth_serve::deployment::Router> {
+    let routes = Arc::new(berth_serve::deployment::Router::new(watchers));
+    let d = Arc::new(berth_serve::route::Route::single(deployment(
+        &routes, file, name, 1, edit,
+    )));
+    routes.replace(std::collections::HashMap::from([
+        (name.to_string(), d.clone()),
+        (format!("{name}/1"), d),
+    ]));
+    routes
+}
+
+/// A fixture model loaded as `name`/`version`, watched by `router`'s watchers, with the
+/// inferred signature edited by `edit`.
+pub fn deployment(
+    router: &berth_serve::deployment::Router,
+    file: &str,
+    name: &str,
+    version: i64,
+    edit: impl FnOnce(&mut berth_core::Signature),
+) -> Arc<berth_serve::deployment::Deployment> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/models")
         .join(file);
@@ -38,23 +58,15 @@ pub fn deployed_with(
             .into();
     let mut signature = berth_core::Signature::infer(model.info());
     edit(&mut signature);
-    let routes = Arc::new(berth_serve::deployment::Router::new(watchers));
-    let d = Arc::new(berth_serve::route::Route::single(Arc::new(
-        berth_serve::deployment::Deployment::start(
-            name,
-            1,
-            model,
-            signature,
-            berth_serve::batcher::BatchConfig::default(),
-            routes.watchers(),
-            None,
-        ),
-    )));
-    routes.replace(std::collections::HashMap::from([
-        (name.to_string(), d.clone()),
-        (format!("{name}/1"), d),
-    ]));
-    routes
+    Arc::new(berth_serve::deployment::Deployment::start(
+        name,
+        version,
+        model,
+        signature,
+        berth_serve::batcher::BatchConfig::default(),
+        router.watchers(),
+        None,
+    ))
 }
 
 /// Sends `body` (with `content_type`) to `router` and returns the status, headers and body text.
