@@ -28,7 +28,16 @@ fn endpoint(
     shadow: bool,
     sticky: Option<StickyKey>,
 ) -> (Arc<Router>, axum::Router) {
-    let router = Arc::new(Router::new(Watchers::default()));
+    endpoint_watched(weight, shadow, sticky, Watchers::default())
+}
+
+fn endpoint_watched(
+    weight: Option<f64>,
+    shadow: bool,
+    sticky: Option<StickyKey>,
+    watchers: Watchers,
+) -> (Arc<Router>, axum::Router) {
+    let router = Arc::new(Router::new(watchers));
     let primary = serving::deployment(&router, PRIMARY, "churn", 1, |_| {});
     let candidate = serving::deployment(&router, CANDIDATE, "churn", 2, |_| {});
     let plan = RoutePlan {
@@ -242,4 +251,87 @@ async fn shadows_get_every_answered_request_and_are_compared_row_by_row() {
     );
     assert!(!comparison.worst().is_empty());
     assert_eq!(windows.stats("churn-api", "churn", 2).requests, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_name_the_version_and_role_that_answered_and_the_shadows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("berth.db").display()
+    );
+    let store = berth_store::MetadataStore::connect(&url)
+        .await
+        .expect("store");
+    let config = berth_records::RecorderConfig {
+        spool_dir: dir.path().join("spool"),
+        flush_interval_ms: 20,
+        ..berth_records::RecorderConfig::default()
+    };
+    let recorder = berth_records::Recorder::open(config, store.clone())
+        .await
+        .expect("recorder");
+    let watchers = Watchers {
+        recorder: Some((recorder.clone(), berth_records::Durability::Group)),
+        ..Watchers::default()
+    };
+    let (router, app) = endpoint_watched(Some(50.0), true, None, watchers);
+    let (_, rows) = eval_rows(40);
+    let mut answered = HashMap::new();
+    for row in &rows {
+        let (status, headers, _) = send(
+            &app,
+            Method::POST,
+            "/v2/models/churn-api/infer",
+            "application/json",
+            v2_body(row),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let id = headers
+            .get("x-berth-prediction-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("prediction id")
+            .to_string();
+        answered.insert(id, version_of(&headers));
+    }
+    // Every answered request also went to the shadow.
+    let started = Instant::now();
+    while router.windows().stats("churn-api", "churn", 2).requests
+        < 40 + answered.values().filter(|v| *v == "churn/2").count() as u64
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "shadow copies not scored"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(app);
+    drop(router);
+    recorder.shutdown().await.expect("shutdown");
+    for (id, version) in &answered {
+        let row = store
+            .get_prediction(id)
+            .await
+            .expect("read")
+            .expect("recorded");
+        let role = if version == "churn/2" {
+            "canary"
+        } else {
+            "primary"
+        };
+        assert_eq!(
+            (format!("churn/{}", row.version), row.role.as_str()),
+            (version.clone(), role)
+        );
+    }
+    let shadows = store
+        .list_predictions("churn-api", 0, i64::MAX, 1000)
+        .await
+        .expect("records")
+        .into_iter()
+        .filter(|r| r.role == "shadow")
+        .collect::<Vec<_>>();
+    assert_eq!(shadows.len(), 40, "one shadow record per answered request");
+    assert!(shadows.iter().all(|r| r.version == 2));
 }
