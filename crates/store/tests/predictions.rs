@@ -135,9 +135,9 @@ on_both_backends! {
     }
 
     batches_larger_than_one_statement_are_one_transaction(store) {
-        let batch: Vec<_> = (0..1200).map(|n| row(n, "big")).collect();
-        assert_eq!(store.insert_predictions(&batch).await.expect("insert"), 1200);
-        assert_eq!(store.count_predictions().await.expect("count"), 1200);
+        let batch: Vec<_> = (0..450).map(|n| row(n, "big")).collect();
+        assert_eq!(store.insert_predictions(&batch).await.expect("insert"), 450);
+        assert_eq!(store.count_predictions().await.expect("count"), 450);
     }
 
     listing_by_endpoint_and_time_range(store) {
