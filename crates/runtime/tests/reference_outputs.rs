@@ -205,6 +205,8 @@ reference_tests! {
     onnx_xgb_classifier => "xgb_classifier.onnx",
     onnx_xgb_multiclass => "xgb_multiclass.onnx",
     onnx_xgb_regressor => "xgb_regressor.onnx",
+    onnx_xgb_classifier_wrong => "xgb_classifier_wrong.onnx",
+    onnx_xgb_classifier_slow => "xgb_classifier_slow.onnx",
     onnx_lgbm_classifier => "lgbm_classifier.onnx",
     onnx_lgbm_multiclass => "lgbm_multiclass.onnx",
     onnx_lgbm_regressor => "lgbm_regressor.onnx",

@@ -28,10 +28,12 @@ fn endpoint(
     shadow: bool,
     sticky: Option<StickyKey>,
 ) -> (Arc<Router>, axum::Router) {
-    endpoint_watched(weight, shadow, sticky, Watchers::default())
+    endpoint_watched(CANDIDATE, weight, shadow, sticky, Watchers::default())
 }
 
+/// [`endpoint`] with `candidate` (a fixture file) as churn/2, watched by `watchers`.
 fn endpoint_watched(
+    candidate: &str,
     weight: Option<f64>,
     shadow: bool,
     sticky: Option<StickyKey>,
@@ -39,7 +41,7 @@ fn endpoint_watched(
 ) -> (Arc<Router>, axum::Router) {
     let router = Arc::new(Router::new(watchers));
     let primary = serving::deployment(&router, PRIMARY, "churn", 1, |_| {});
-    let candidate = serving::deployment(&router, CANDIDATE, "churn", 2, |_| {});
+    let candidate = serving::deployment(&router, candidate, "churn", 2, |_| {});
     let plan = RoutePlan {
         primary,
         canary: weight.map(|w| {
@@ -275,7 +277,7 @@ async fn records_name_the_version_and_role_that_answered_and_the_shadows() {
         recorder: Some((recorder.clone(), berth_records::Durability::Group)),
         ..Watchers::default()
     };
-    let (router, app) = endpoint_watched(Some(50.0), true, None, watchers);
+    let (router, app) = endpoint_watched(CANDIDATE, Some(50.0), true, None, watchers);
     let (_, rows) = eval_rows(40);
     let mut answered = HashMap::new();
     for row in &rows {
@@ -334,4 +336,45 @@ async fn records_name_the_version_and_role_that_answered_and_the_shadows() {
         .collect::<Vec<_>>();
     assert_eq!(shadows.len(), 40, "one shadow record per answered request");
     assert!(shadows.iter().all(|r| r.version == 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_shadow_sheds_copies_and_never_fails_the_primary() {
+    // About 10 ms of extra work per row: the shadow keeps up with a few dozen rows a second.
+    let (router, app) = endpoint_watched(
+        "xgb_classifier_slow.onnx",
+        None,
+        true,
+        None,
+        Watchers::default(),
+    );
+    let (_, rows) = eval_rows(100);
+    for wave in 0..25 {
+        let answers = futures::future::join_all((0..64).map(|i| {
+            send(
+                &app,
+                Method::POST,
+                "/v2/models/churn-api/infer",
+                "application/json",
+                v2_body(&rows[(wave * 64 + i) % rows.len()]),
+            )
+        }))
+        .await;
+        for (status, headers, text) in answers {
+            assert_eq!(status, 200, "{text}");
+            assert_eq!(version_of(&headers), "churn/1");
+        }
+    }
+    let metrics = router.metrics().render();
+    let shed: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("berth_shadow_shed_total{") && l.contains("churn/2"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no shed counter in {metrics}"));
+    // 1600 copies for a queue of 1024 and 32 in flight on a shadow this slow: some were shed.
+    assert!(shed > 0.0, "nothing shed: {metrics}");
+    let windows = router.windows();
+    assert_eq!(windows.stats("churn-api", "churn", 1).errors, 0);
+    assert_eq!(windows.stats("churn-api", "churn", 1).requests, 1600);
 }
