@@ -9,6 +9,7 @@ mod live;
 mod models;
 mod predict;
 mod registry_args;
+mod replay;
 mod rollout;
 mod serve;
 mod server;
@@ -66,6 +67,9 @@ enum Command {
     Rollout(rollout::RolloutCommand),
     /// Return all of an endpoint's traffic to the version it served before, at once.
     Rollback(rollout::RollbackArgs),
+    /// Rescore an endpoint's logged inputs with any version and compare with what was served.
+    #[command(disable_version_flag = true)]
+    Replay(replay::ReplayArgs),
     /// What every alias and endpoint pointed to at a moment (default: now), and who set it.
     History(live::HistoryArgs),
     /// The audit log: every change, who made it, when, why, before and after.
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
         Command::Endpoints(c) => block_on(live::endpoints(c, store)),
         Command::Rollout(c) => block_on(rollout::run(c, store)),
         Command::Rollback(args) => block_on(rollout::rollback(args, store)),
+        Command::Replay(args) => block_on(replay::run(args, store)),
         Command::History(args) => block_on(live::history(args, store)),
         Command::Audit(args) => block_on(live::audit(args, store)),
         Command::Api(args) => block_on(api::run(args, store)),

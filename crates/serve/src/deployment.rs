@@ -244,8 +244,8 @@ impl Deployment {
     }
 }
 
-/// Each output as one value per row (`{name: [row values]}`).
-fn output_columns(outputs: &[NamedTensor]) -> BTreeMap<String, Vec<Value>> {
+/// Each output as one value per row (`{name: [row values]}`), as prediction records hold them.
+pub fn output_columns(outputs: &[NamedTensor]) -> BTreeMap<String, Vec<Value>> {
     outputs
         .iter()
         .map(|o| {

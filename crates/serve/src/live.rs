@@ -18,8 +18,9 @@ use berth_registry::{
     ModelRef, Registry, RegistryError, Selector, StickyKey, Target, TrafficPolicy,
 };
 use berth_rollout::Weight;
-use berth_runtime::LoadOptions;
+use berth_runtime::{LoadOptions, Model};
 use berth_store::AuditFilter;
+use berth_store::VersionRecord;
 use tokio::sync::Mutex;
 
 use crate::batcher::BatchPolicy;
@@ -28,6 +29,48 @@ use crate::route::{Route, RoutePlan};
 
 /// A loaded version: (model, version).
 type VersionKey = (String, i64);
+
+/// A registered version, loaded and ready to score.
+pub struct LoadedVersion {
+    pub record: VersionRecord,
+    pub model: Arc<dyn Model>,
+    pub signature: Signature,
+}
+
+/// Loads `model/version` from the registry: its artifact through the runtime (off the async
+/// threads) and its stored signature.
+pub async fn load_version(
+    registry: &Registry,
+    model: &str,
+    version: i64,
+    options: &LoadOptions,
+) -> Result<LoadedVersion, RegistryError> {
+    let record = registry
+        .resolve(&ModelRef {
+            model: model.to_string(),
+            selector: Selector::Version(version),
+        })
+        .await?;
+    let bytes = registry.artifact(&record).await?;
+    let signature: Signature = serde_json::from_value(record.signature.clone()).map_err(|e| {
+        RegistryError::Invalid(format!(
+            "{model}/{version}: stored signature unreadable: {e}"
+        ))
+    })?;
+    let name = format!("{model}-{version}.{}", record.format);
+    let options = options.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        berth_runtime::load_bytes(Path::new(&name), &bytes, &options)
+    })
+    .await
+    .map_err(|e| RegistryError::Invalid(format!("{model}/{version}: loading failed: {e}")))?
+    .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    Ok(LoadedVersion {
+        record,
+        model: loaded.into(),
+        signature,
+    })
+}
 
 /// What a served name is answered by, before loading.
 enum Plan {
@@ -183,36 +226,15 @@ impl LiveRoutes {
     }
 
     async fn load(&self, model: &str, version: i64) -> Result<Arc<Deployment>, RegistryError> {
-        let record = self
-            .registry
-            .resolve(&ModelRef {
-                model: model.to_string(),
-                selector: Selector::Version(version),
-            })
-            .await?;
-        let bytes = self.registry.artifact(&record).await?;
-        let signature: Signature =
-            serde_json::from_value(record.signature.clone()).map_err(|e| {
-                RegistryError::Invalid(format!(
-                    "{model}/{version}: stored signature unreadable: {e}"
-                ))
-            })?;
-        let name = format!("{model}-{version}.{}", record.format);
-        let options = self.load_options.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            berth_runtime::load_bytes(Path::new(&name), &bytes, &options)
-        })
-        .await
-        .map_err(|e| RegistryError::Invalid(format!("{model}/{version}: loading failed: {e}")))?
-        .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let loaded = load_version(&self.registry, model, version, &self.load_options).await?;
         Ok(Arc::new(Deployment::start(
             model,
             version,
-            loaded.into(),
-            signature,
+            loaded.model,
+            loaded.signature,
             self.batching.for_version(model, version),
             self.router.watchers(),
-            crate::monitoring::VersionMonitor::of(&record),
+            crate::monitoring::VersionMonitor::of(&loaded.record),
         )))
     }
 

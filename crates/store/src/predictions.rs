@@ -188,14 +188,31 @@ impl MetadataStore {
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<PredictionRow>, StoreError> {
+        self.page_predictions(endpoint, from_ms, to_ms, None, limit)
+            .await
+    }
+
+    /// Like [`Self::list_predictions`], starting after `after` (the `time_ms` and `id` of the
+    /// last row of the previous page), for reading a range in bounded pages.
+    pub async fn page_predictions(
+        &self,
+        endpoint: &str,
+        from_ms: i64,
+        to_ms: i64,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<PredictionRow>, StoreError> {
+        let (after_ms, after_id) = after.unwrap_or((i64::MIN, ""));
         let sql = format!(
             "SELECT {COLUMNS} FROM predictions WHERE endpoint = $1 AND time_ms >= $2 AND time_ms < $3 \
-             ORDER BY time_ms, id LIMIT $4"
+             AND (time_ms > $4 OR (time_ms = $4 AND id > $5)) ORDER BY time_ms, id LIMIT $6"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(endpoint.to_string())
             .bind(from_ms)
             .bind(to_ms)
+            .bind(after_ms)
+            .bind(after_id.to_string())
             .bind(limit)
             .fetch_all(&self.pool)
             .await

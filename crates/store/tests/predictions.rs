@@ -152,6 +152,19 @@ on_both_backends! {
         let limited = store.list_predictions("churn", 0, i64::MAX, 2).await.expect("records");
         assert_eq!(limited, batch[..2].to_vec());
         assert!(store.list_predictions("none", 0, i64::MAX, 10).await.expect("records").is_empty());
+        // Pages of 4 after the last row of the previous page read every row once, in order.
+        let mut paged = Vec::new();
+        let mut after: Option<(i64, String)> = None;
+        loop {
+            let page = store
+                .page_predictions("churn", 0, i64::MAX, after.as_ref().map(|(t, id)| (*t, id.as_str())), 4)
+                .await
+                .expect("page");
+            let Some(last) = page.last() else { break };
+            after = Some((last.time_ms, last.id.clone()));
+            paged.extend(page);
+        }
+        assert_eq!(paged, batch[..6].to_vec());
     }
 
     profile_windows_are_rewritten_per_replica_and_read_across_replicas(store) {
