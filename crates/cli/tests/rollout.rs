@@ -295,6 +295,27 @@ fn a_challenger_with_wrong_outputs_is_rolled_back_by_shadow_agreement() {
         check["observed"].as_f64().expect("observed") < 0.9,
         "{event}"
     );
+    // Its scores are far from the primary's too.
+    let drift = &event["after"]["transition"]["analysis"]["checks"][1];
+    assert_eq!(drift["metric"], "prediction_drift");
+    assert!(
+        drift["observed"].as_f64().expect("observed") > 0.5,
+        "{event}"
+    );
+    // The shadow comparison is kept with the event, worst rows first.
+    let shadow = &event["after"]["shadow"];
+    assert!(
+        shadow["agreement"].as_f64().expect("agreement") < 0.9,
+        "{event}"
+    );
+    let worst = shadow["worst"].as_array().expect("worst examples");
+    assert!(!worst.is_empty());
+    assert!(worst[0]["abs_delta"].as_f64() >= worst[worst.len() - 1]["abs_delta"].as_f64());
+    assert!(
+        worst[0]["classes"][0] != worst[0]["classes"][1],
+        "{}",
+        worst[0]
+    );
     // The endpoint is back to its primary alone.
     let endpoints = setup.json(&["endpoints", "list"]);
     assert_eq!(

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use berth_registry::{Canary, ModelRef, Registry, RegistryError, Selector, Target, TrafficPolicy};
 use berth_rollout::{
-    Command, Rollout, RolloutError, RolloutSpec, State, Transition, VersionRef, WindowStats,
+    Command, Rollout, RolloutError, RolloutSpec, ShadowComparison, State, Transition, VersionRef,
+    WindowStats,
 };
 use berth_store::{RolloutRow, RolloutSave};
 use chrono::{DateTime, Utc};
@@ -105,13 +106,15 @@ fn policy_for(rollout: &Rollout, base: &TrafficPolicy) -> (TrafficPolicy, Option
 }
 
 /// Saves `rollout` after `transition`: its row, the endpoint's policy for the new state, a
-/// promotion's alias move and the audit event, in one transaction.
+/// promotion's alias move and the audit event, in one transaction. The event keeps the window's
+/// shadow comparison, when there was one, with its worst examples, for inspection.
 async fn save(
     registry: &Registry,
     rollout: &Rollout,
     read_revision: Option<i64>,
     transition: &Transition,
     actor: &str,
+    shadow: Option<&ShadowComparison>,
 ) -> Result<(), RegistryError> {
     let base = registry.endpoint_policy(rollout.endpoint()).await?;
     let (policy, alias) = policy_for(rollout, &base);
@@ -120,12 +123,21 @@ async fn save(
         .transpose()
         .map_err(|e| RegistryError::Invalid(e.to_string()))?;
     let body = serde_json::to_value(rollout).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-    let event = json!({
+    let mut event = json!({
         "rollout": rollout.id(),
         "from": rollout.from_version(),
         "to": rollout.to_version(),
         "transition": transition,
     });
+    if let Some(shadow) = shadow.filter(|c| c.requests() > 0) {
+        event["shadow"] = json!({
+            "requests": shadow.requests(),
+            "agreement": shadow.agreement_rate(),
+            "mean_abs_delta": shadow.mean_abs_delta(),
+            "p99_abs_delta": shadow.p99_abs_delta(),
+            "worst": shadow.worst(),
+        });
+    }
     let state = state_key(rollout.state());
     registry
         .metadata()
@@ -225,7 +237,7 @@ pub async fn start(registry: &Registry, request: StartRequest) -> Result<Rollout
     if let Some(reason) = &request.reason {
         transition.reason = format!("{}: {reason}", transition.reason);
     }
-    save(registry, &rollout, None, &transition, &request.actor).await?;
+    save(registry, &rollout, None, &transition, &request.actor, None).await?;
     Ok(rollout)
 }
 
@@ -250,7 +262,7 @@ pub async fn operate(
     let transition = rollout
         .operate(registry.change(actor, None).at, command, actor, why)
         .map_err(rollout_error)?;
-    save(registry, &rollout, Some(revision), &transition, actor).await?;
+    save(registry, &rollout, Some(revision), &transition, actor, None).await?;
     Ok(rollout)
 }
 
@@ -357,7 +369,7 @@ pub struct LiveWindow {
     pub primary: WindowStats,
     pub candidate: WindowStats,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub shadow: Option<berth_rollout::ShadowComparison>,
+    pub shadow: Option<ShadowComparison>,
 }
 
 impl RolloutView {
@@ -460,6 +472,9 @@ impl RolloutController {
                 (&from.model, from.version),
                 (&to.model, to.version),
             );
+            let shadow = self
+                .windows
+                .shadow_comparison(rollout.endpoint(), &to.model, to.version);
             match rollout.tick(now, &primary, &candidate) {
                 Ok(Some(transition)) => {
                     match save(
@@ -468,6 +483,7 @@ impl RolloutController {
                         Some(revision),
                         &transition,
                         "controller",
+                        shadow.as_ref(),
                     )
                     .await
                     {
