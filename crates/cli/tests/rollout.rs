@@ -506,3 +506,40 @@ fn bad_rollout_requests_are_refused_naming_what_is_wrong() {
     assert_eq!(list[0]["state"]["state"], "canary");
     assert!(list[0]["live"]["candidate"].is_object(), "{list}");
 }
+
+#[test]
+fn too_little_traffic_pauses_the_step_until_resumed() {
+    let setup = Setup::new("lgbm_classifier.txt");
+    // No traffic at all: the first analysis cannot judge the step.
+    setup.start_rollout(
+        "--shadow 0 --steps 50,100 --bake 1s --min-requests 50 --check error_rate:max_increase=0.05",
+    );
+    let paused = setup.wait_for(Duration::from_secs(30), |r| r["state"]["state"] == "paused");
+    assert_eq!(
+        paused["state"]["resume_to"],
+        serde_json::json!({"canary": {"step": 0}})
+    );
+    assert_eq!(
+        paused["canary_percent"], 50.0,
+        "a paused step holds its traffic"
+    );
+    let reason = paused["history"][1]["reason"].as_str().expect("reason");
+    assert!(reason.contains("inconclusive"), "{reason}");
+    // The canary still answers its share while paused.
+    let traffic = Traffic::start(&setup.server().address, 2);
+    std::thread::sleep(Duration::from_millis(1500));
+    setup.cli(&["rollout", "resume", "churn", "--reason", "traffic is back"]);
+    let done = setup.wait_for(Duration::from_secs(60), |r| {
+        r["state"]["state"] == "promoted"
+    });
+    let answers = traffic.finish();
+    assert!(failed(&answers).is_empty(), "{:?}", failed(&answers));
+    assert!(answered_by(&answers, "churn/2") > 0);
+    let by: Vec<String> = done["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|t| t["by"].to_string())
+        .collect();
+    assert!(by.iter().any(|b| b.contains("operator")), "{by:?}");
+}
