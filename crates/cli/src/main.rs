@@ -4,6 +4,7 @@
 mod api;
 mod batching_args;
 mod drift;
+mod features;
 mod inspect;
 mod live;
 mod models;
@@ -80,6 +81,9 @@ enum Command {
     Up(up::UpArgs),
     /// Serve one model file at once (V2 REST, V1 :predict, MLflow /invocations).
     Serve(serve::ServeArgs),
+    /// Feature specs: fit one on data, apply a fitted one to data.
+    #[command(subcommand)]
+    Features(features::FeaturesCommand),
     /// Data drift between files: `berth drift compare REFERENCE CURRENT`.
     #[command(subcommand)]
     Drift(drift::DriftCommand),
@@ -177,6 +181,7 @@ fn main() -> ExitCode {
         Command::Up(args) => block_on(up::run(args, store, threads)),
         Command::Serve(args) => block_on(serve::run(args, threads)),
         Command::Drift(c) => drift::run(c),
+        Command::Features(c) => features::run(c),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
