@@ -4,7 +4,10 @@
 use arrow_array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 
+use std::collections::HashMap;
+
 use crate::FeatureError;
+use crate::expr::Expr;
 
 fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef, FeatureError> {
     batch
@@ -45,6 +48,23 @@ pub fn numbers(batch: &RecordBatch, name: &str) -> Result<Vec<f64>, FeatureError
             }
         })
         .collect())
+}
+
+/// A number field's values: its column, or its expression over the batch's columns.
+pub fn field_numbers(
+    batch: &RecordBatch,
+    name: &str,
+    expr: Option<&Expr>,
+) -> Result<Vec<f64>, FeatureError> {
+    let Some(expr) = expr else {
+        return numbers(batch, name);
+    };
+    let columns = expr
+        .fields()
+        .into_iter()
+        .map(|f| Ok((f, numbers(batch, f)?)))
+        .collect::<Result<HashMap<&str, Vec<f64>>, FeatureError>>()?;
+    Ok(expr.eval(&columns, batch.num_rows()))
 }
 
 /// The field as text; `None` for null.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use arrow_array::RecordBatch;
 
-use crate::columns::{numbers, text_at, texts};
+use crate::columns::{field_numbers, text_at, texts};
 use crate::spec::{
     Bucketize, FeatureSpec, FieldKind, FieldSpec, Fitted, FittedCategory, Impute, MinMax,
     Standardize, Transform, Vocabulary,
@@ -32,9 +32,10 @@ pub fn fit(spec: &FeatureSpec, batches: &[RecordBatch]) -> Result<FeatureSpec, F
 }
 
 fn fit_number(field: &FieldSpec, batches: &[RecordBatch]) -> Result<FieldSpec, FeatureError> {
+    let expr = pipeline::parsed_expr(field)?;
     let mut values = Vec::new();
     for batch in batches {
-        values.extend(numbers(batch, &field.name)?);
+        values.extend(field_numbers(batch, &field.name, expr.as_ref())?);
     }
     let mut present: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     present.sort_by(f64::total_cmp);

@@ -9,6 +9,7 @@
 //! bit for bit whether the rows come in one batch or many.
 
 pub mod columns;
+pub mod expr;
 pub mod fit;
 pub mod pipeline;
 pub mod spec;

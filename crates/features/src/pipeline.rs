@@ -8,7 +8,8 @@ use arrow_array::RecordBatch;
 use berth_core::FeatureMatrix;
 
 use crate::FeatureError;
-use crate::columns::{numbers, text_at, texts};
+use crate::columns::{field_numbers, text_at, texts};
+use crate::expr::Expr;
 use crate::spec::{
     Bucketize, FeatureSpec, FieldKind, FieldSpec, Fitted, FittedCategory, Impute, MinMax,
     Standardize, Transform, Vocabulary,
@@ -33,6 +34,7 @@ pub struct Pipeline {
 enum CompiledField {
     Number {
         name: String,
+        expr: Option<Expr>,
         prep: NumberPrep,
         out: NumberOut,
     },
@@ -111,6 +113,23 @@ impl NumberPrep {
     }
 }
 
+/// A derived field's expression, parsed.
+pub(crate) fn parsed_expr(field: &FieldSpec) -> Result<Option<Expr>, FeatureError> {
+    field
+        .expr
+        .as_deref()
+        .map(|text| {
+            Expr::parse(text).map_err(|e| {
+                FeatureError::Spec(vec![crate::spec::SpecProblem {
+                    field: format!("{}.expr", field.name),
+                    expected: "an arithmetic expression".into(),
+                    got: format!("{text:?} ({e})"),
+                }])
+            })
+        })
+        .transpose()
+}
+
 /// The text a missing category is imputed with, if any.
 pub(crate) fn category_fill(field: &FieldSpec) -> Option<String> {
     match &field.impute {
@@ -186,6 +205,7 @@ impl Pipeline {
                     };
                     names.push(name.clone());
                     CompiledField::Number {
+                        expr: parsed_expr(f)?,
                         prep: NumberPrep::compile(f)?,
                         out,
                         name,
@@ -249,10 +269,11 @@ impl Pipeline {
             match field {
                 CompiledField::Number {
                     name,
+                    expr,
                     prep,
                     out: how,
                 } => {
-                    let values = numbers(batch, name)?;
+                    let values = field_numbers(batch, name, expr.as_ref())?;
                     for (r, x) in values.into_iter().enumerate() {
                         let x = prep.prepare(x);
                         out[r * width + offset] = match how {

@@ -33,6 +33,10 @@ pub struct FieldSpec {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: FieldKind,
+    /// For a derived number: computed from the data's number columns (see [`crate::expr`])
+    /// instead of read from a column of this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expr: Option<String>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -216,6 +220,22 @@ impl FeatureSpec {
                 push(at("name"), "a name used once", "a repeated one".into());
             }
             let number = f.kind == FieldKind::Number;
+            if let Some(text) = &f.expr {
+                if !number {
+                    push(
+                        at("expr"),
+                        "an expression only on a number field",
+                        "a category".into(),
+                    );
+                }
+                if let Err(e) = crate::expr::Expr::parse(text) {
+                    push(
+                        at("expr"),
+                        "an arithmetic expression",
+                        format!("{text:?} ({e})"),
+                    );
+                }
+            }
             match &f.impute {
                 Some(Impute::Constant(v)) if number && v.as_f64().is_none() => {
                     push(at("impute.constant"), "a number", format!("{v:?}"))
