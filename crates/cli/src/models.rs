@@ -40,6 +40,10 @@ pub struct RegisterArgs {
     /// docs/MONITORING.md); the sample-size aware default when absent.
     #[arg(long, value_name = "FILE")]
     drift: Option<PathBuf>,
+    /// A fitted feature spec (`berth features fit`): the version takes the spec's input fields
+    /// and serving runs the spec before the model.
+    #[arg(long, value_name = "FITTED")]
+    features: Option<PathBuf>,
     /// A tag, KEY=VALUE (repeatable).
     #[arg(long = "tag", value_name = "KEY=VALUE")]
     tags: Vec<String>,
@@ -139,11 +143,18 @@ async fn register(args: RegisterArgs, store: &StoreArgs) -> anyhow::Result<()> {
         Some(path) => Some(crate::read_yaml_file(path, "drift settings")?),
         None => None,
     };
+    let features = match &args.features {
+        Some(path) => Some(String::from_utf8(read(path)?).map_err(|_| {
+            berth_registry::RegistryError::Invalid(format!("{}: not UTF-8 text", path.display()))
+        })?),
+        None => None,
+    };
     let request = RegisterRequest {
         description: args.description,
         signature,
         reference,
         drift,
+        features,
         tags: key_values("tag", &args.tags)?,
         metrics,
         lineage: Lineage {

@@ -17,9 +17,9 @@ use berth_core::{FeatureMatrix, NamedTensor};
 use berth_registry::{ModelRef, Registry, RegistryError, Selector};
 use berth_rollout::ShadowComparison;
 use berth_runtime::LoadOptions;
-use berth_serve::deployment::output_columns;
+use berth_serve::deployment::{model_matrix, output_columns};
 use berth_serve::live::{LoadedVersion, load_version};
-use berth_serve::validate::{Columns, validate};
+use berth_serve::validate::Columns;
 use berth_store::PredictionRow;
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
@@ -139,9 +139,12 @@ impl Versions<'_> {
     }
 }
 
-/// Validates `columns` against `loaded`'s signature and scores them.
+/// Validates `columns` against `loaded`'s signature, runs its feature spec if it has one, and
+/// scores them.
 fn score(loaded: &LoadedVersion, columns: &Columns) -> Result<Vec<NamedTensor>, String> {
-    let matrix: FeatureMatrix = validate(&loaded.signature, columns).map_err(|e| e.to_string())?;
+    let matrix: FeatureMatrix =
+        model_matrix(&loaded.signature, loaded.features.as_deref(), columns)
+            .map_err(|e| e.to_string())?;
     loaded.model.predict(&matrix).map_err(|e| e.to_string())
 }
 

@@ -200,3 +200,153 @@ fn unfitted_specs_and_missing_fields_are_refused_by_name() {
         &["transfrom"],
     );
 }
+
+/// The raw training rows as JSON records of the fields the fitted spec reads.
+fn raw_records(fields: &[&str]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    use arrow_array::{Array, Float64Array, StringArray};
+    let file = std::fs::File::open(fixtures().join("data/churn_train.parquet")).expect("data");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut records = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        for r in 0..batch.num_rows() {
+            let mut record = serde_json::Map::new();
+            for &name in fields {
+                let column = batch.column_by_name(name).expect("column");
+                let value = if column.is_null(r) {
+                    serde_json::Value::Null
+                } else if let Some(x) = column.as_any().downcast_ref::<Float64Array>() {
+                    serde_json::json!(x.value(r))
+                } else if let Some(t) = column.as_any().downcast_ref::<StringArray>() {
+                    serde_json::json!(t.value(r))
+                } else {
+                    panic!("{name}: unexpected type {}", column.data_type())
+                };
+                record.insert(name.to_string(), value);
+            }
+            records.push(record);
+        }
+    }
+    records
+}
+
+#[test]
+fn online_predictions_equal_features_apply_then_the_bare_model_bit_for_bit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let store = path(&store);
+    let spec = fixtures().join("features/spec.yaml");
+    let data = fixtures().join("data/churn_train.parquet");
+    let model = fixtures().join("features/churn_features_xgb.json");
+    let fitted = dir.path().join("fitted.yaml");
+    let ok = |args: &[&str]| {
+        let out = berth(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&[
+        "features",
+        "fit",
+        path(&spec),
+        path(&data),
+        "-o",
+        path(&fitted),
+    ]);
+    // Offline: the training matrix, then the bare model on it.
+    let matrix = dir.path().join("train.csv");
+    ok(&[
+        "features",
+        "apply",
+        path(&fitted),
+        path(&data),
+        "-o",
+        path(&matrix),
+    ]);
+    let offline = dir.path().join("offline.csv");
+    ok(&[
+        "predict",
+        "-m",
+        path(&model),
+        "-i",
+        path(&matrix),
+        "-o",
+        path(&offline),
+    ]);
+    let (header, offline) = read_csv(&std::fs::read_to_string(&offline).expect("predictions"));
+    let p1 = header.iter().position(|h| h == "p_1").expect("p_1 column");
+
+    // Online: the version registered with its fitted spec takes the raw fields.
+    let registered = berth(&[
+        "--store",
+        store,
+        "models",
+        "register",
+        "churnf",
+        path(&model),
+        "--features",
+        path(&fitted),
+    ]);
+    assert!(
+        registered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&registered.stderr)
+    );
+    let server = common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]);
+    let fields = [
+        "tenure_months",
+        "monthly_charges",
+        "total_charges",
+        "data_usage_gb",
+        "support_calls",
+        "payment_method",
+        "region",
+        "plan",
+    ];
+    let records = raw_records(&fields);
+    assert_eq!(records.len(), offline.len());
+    for (r, record) in records.iter().enumerate() {
+        let body = serde_json::json!({"instances": [record]}).to_string();
+        let (status, _, text) = server.request("POST", "/v1/models/churnf:predict", Some(&body));
+        assert_eq!(status, 200, "row {r}: {text}");
+        let answer: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let online = answer["predictions"][0]["probabilities"][1]
+            .as_f64()
+            .expect("p1") as f32;
+        let batch: f32 = offline[r][p1].parse().expect("number");
+        assert_eq!(
+            online.to_bits(),
+            batch.to_bits(),
+            "row {r}: online {online}, offline {batch}"
+        );
+    }
+    // And both equal xgboost's own predictions on numpy's features (first 300 rows).
+    let (_, reference) = read_csv(
+        &std::fs::read_to_string(fixtures().join("features/churn_features_xgb.json.expected.csv"))
+            .expect("reference"),
+    );
+    for (r, want) in reference.iter().enumerate() {
+        let (got, want): (f64, f64) = (
+            offline[r][p1].parse().expect("number"),
+            want[2].parse().expect("number"),
+        );
+        assert!(
+            (got - want).abs() < 1e-5,
+            "row {r}: berth {got}, xgboost {want}"
+        );
+    }
+    // Raw fields are validated by the spec's types: text where a number belongs is a 400.
+    let (status, _, text) = server.request(
+        "POST",
+        "/v1/models/churnf:predict",
+        Some(r#"{"instances": [{"tenure_months": "long", "monthly_charges": 1, "total_charges": 1, "data_usage_gb": 1, "support_calls": 1, "payment_method": null, "region": "north", "plan": "basic"}]}"#),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("tenure_months"), "{text}");
+}

@@ -16,7 +16,7 @@ use crate::spec::{
 };
 
 /// The column name of values outside a one-hot vocabulary.
-pub const OTHER: &str = "<other>";
+pub const OTHER: &str = "__other__";
 
 /// A number as text, the shortest form that reads back to it (`3`, `0.25`).
 pub fn number_text(x: f64) -> String {
@@ -250,13 +250,26 @@ impl Pipeline {
         &self.names
     }
 
-    /// The input fields the pipeline reads.
-    pub fn input_names(&self) -> impl Iterator<Item = &str> {
-        self.fields.iter().map(|f| match f {
-            CompiledField::Number { name, .. } | CompiledField::Category { name, .. } => {
-                name.as_str()
+    /// The data columns the pipeline reads, each once, in spec order: a derived field reads
+    /// the number columns of its expression.
+    pub fn inputs(&self) -> Vec<(&str, FieldKind)> {
+        let mut all: Vec<(&str, FieldKind)> = Vec::new();
+        for field in &self.fields {
+            match field {
+                CompiledField::Number {
+                    expr: Some(expr), ..
+                } => all.extend(expr.fields().into_iter().map(|f| (f, FieldKind::Number))),
+                CompiledField::Number { name, .. } => all.push((name, FieldKind::Number)),
+                CompiledField::Category { name, .. } => all.push((name, FieldKind::Category)),
             }
-        })
+        }
+        let mut inputs: Vec<(&str, FieldKind)> = Vec::new();
+        for (name, kind) in all {
+            if !inputs.iter().any(|(n, _)| *n == name) {
+                inputs.push((name, kind));
+            }
+        }
+        inputs
     }
 
     /// Applies the pipeline to a batch: one row of the matrix per row of the batch.
@@ -360,7 +373,7 @@ mod tests {
         )
         .expect("fit");
         let pipeline = Pipeline::compile(&fitted).expect("compile");
-        assert_eq!(pipeline.output_names(), ["c=a", "c=b", "c=<other>", "x"]);
+        assert_eq!(pipeline.output_names(), ["c=a", "c=b", "c=__other__", "x"]);
         let m = pipeline
             .apply(&batch(
                 vec![Some(2.0), None, Some(3.0)],
@@ -368,7 +381,7 @@ mod tests {
             ))
             .expect("apply");
         assert_eq!(m.row(0), [1.0, 0.0, 0.0, 2.0]);
-        assert_eq!(m.row(1)[..3], [0.0, 0.0, 1.0], "unseen goes to <other>");
+        assert_eq!(m.row(1)[..3], [0.0, 0.0, 1.0], "unseen goes to __other__");
         assert!(m.row(1)[3].is_nan(), "a missing number stays missing");
         assert_eq!(m.row(2)[..3], [0.0, 0.0, 0.0], "missing is all zeros");
     }

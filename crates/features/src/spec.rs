@@ -113,7 +113,7 @@ pub enum Transform {
     MinMax(MinMax),
     /// `ln(1 + x)`; NaN below -1. One column.
     Log1p {},
-    /// One column per vocabulary value (`name=value`, 1 or 0), plus `name=<other>` for values
+    /// One column per vocabulary value (`name=value`, 1 or 0), plus `name=__other__` for values
     /// outside it. A missing value is all zeros.
     OneHot(Vocabulary),
     /// The value's index in the vocabulary; values outside it get the vocabulary's length;

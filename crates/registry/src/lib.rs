@@ -6,6 +6,7 @@
 //! writes in the same transaction as every change.
 
 mod error;
+mod features;
 pub mod names;
 pub mod policy;
 mod reference;
@@ -59,6 +60,9 @@ pub struct RegisterRequest {
     pub reference: Option<(String, Bytes)>,
     /// How drift is decided for this version; the default when absent.
     pub drift: Option<DriftConfig>,
+    /// A fitted feature spec (berth-features YAML): the version then takes the spec's input
+    /// fields, and serving runs the spec before the model.
+    pub features: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub metrics: BTreeMap<String, f64>,
     pub lineage: Lineage,
@@ -185,14 +189,29 @@ impl Registry {
                 })??
         };
         let info = loaded.info().clone();
-        let signature = match request.signature {
-            Some(sig) => {
+        let signature = match (request.signature, &request.features) {
+            (Some(_), Some(_)) => {
+                return Err(RegistryError::Invalid(
+                    "a signature and a feature spec together: with a feature spec, the version's \
+                     inputs are the spec's fields; leave the signature out"
+                        .into(),
+                ));
+            }
+            (Some(sig), None) => {
                 sig.check(&info)
                     .map_err(|e| RegistryError::Invalid(format!("{file_name}: {e}")))?;
                 sig
             }
-            None => Signature::infer(&info),
+            (None, Some(spec)) => features::signature(spec, &info, file_name)?,
+            (None, None) => Signature::infer(&info),
         };
+        if request.features.is_some() && request.reference.is_some() {
+            return Err(RegistryError::Invalid(
+                "reference data with a feature spec is not supported yet: register the version \
+                 without --reference"
+                    .into(),
+            ));
+        }
         let sha256 = berth_store::sha256_hex(&artifact);
         if let Some(existing) = self
             .meta
@@ -251,7 +270,11 @@ impl Registry {
             format: info.format.to_string(),
             signature: serde_json::to_value(&signature)
                 .map_err(|e| RegistryError::Invalid(e.to_string()))?,
-            feature_spec_sha256: None,
+            feature_spec_sha256: request
+                .features
+                .as_ref()
+                .map(|spec| berth_store::sha256_hex(spec.as_bytes())),
+            feature_spec: request.features.clone(),
             reference_uri: reference.as_ref().map(|(r, _)| r.uri.clone()),
             reference_sha256: reference.as_ref().map(|(r, _)| r.sha256.clone()),
             output_profile: reference.as_ref().and_then(|(_, p)| p.outputs.clone()),

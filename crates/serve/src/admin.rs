@@ -173,6 +173,7 @@ async fn register_version(
         signature: body.signature,
         reference,
         drift: body.drift,
+        features: body.features,
         tags: body.tags.unwrap_or_default(),
         metrics: body.metrics.unwrap_or_default(),
         lineage: Lineage {

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use axum::http::HeaderMap;
 use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
+use berth_features::Pipeline;
 use berth_records::{Durability, PredictionRecord, Recorder, Role};
 use berth_runtime::Model;
 use chrono::{DateTime, Utc};
@@ -27,7 +28,7 @@ use crate::metrics::ServeMetrics;
 use crate::monitoring::{LiveProfiles, VersionMonitor};
 use crate::protocol::row_value;
 use crate::route::{Route, TrafficWindows};
-use crate::validate::{Columns, ValidationError, validate};
+use crate::validate::{Columns, ValidationError, validate, validate_batch};
 
 /// What watches every prediction a router's deployments make.
 #[derive(Clone, Default)]
@@ -90,6 +91,8 @@ pub struct Deployment {
     watchers: Watchers,
     /// What live drift is measured against; `None` when the version has no reference profile.
     monitor: Option<Arc<VersionMonitor>>,
+    /// The version's fitted feature spec, compiled: run between validation and the model.
+    features: Option<Arc<Pipeline>>,
 }
 
 /// Why a request was not answered, mapped to a status by each protocol.
@@ -136,7 +139,13 @@ impl Deployment {
             batcher: Batcher::spawn(model, config),
             watchers: watchers.clone(),
             monitor: monitor.map(Arc::new),
+            features: None,
         }
+    }
+
+    /// The same deployment, turning requests into the model's columns with `features`.
+    pub fn with_features(self, features: Option<Arc<Pipeline>>) -> Self {
+        Self { features, ..self }
     }
 
     /// Validates `columns` against the signature, scores them in a batch and records the
@@ -147,15 +156,18 @@ impl Deployment {
         caller: &Caller<'_>,
         role: Role,
     ) -> Result<Prediction, ServeError> {
-        let rows = validate(&self.signature, columns).inspect_err(|e| {
+        let observe_rejected = |e: &ValidationError| {
             self.watchers.metrics.observe_rejected(
                 &self.label(),
                 e.problems.iter().map(|p| p.field.as_str()),
                 |field| self.signature.inputs.iter().any(|f| f.name == field),
             );
-        })?;
-        let profiling = match (&self.watchers.profiles, &self.monitor) {
-            (Some(profiles), Some(monitor)) => Some((profiles, monitor)),
+        };
+        let rows = model_matrix(&self.signature, self.features.as_deref(), columns)
+            .inspect_err(observe_rejected)?;
+        // Profiles describe the signature's fields; a feature spec's matrix is not those.
+        let profiling = match (&self.watchers.profiles, &self.monitor, &self.features) {
+            (Some(profiles), Some(monitor), None) => Some((profiles, monitor)),
             _ => None,
         };
         // One copy of the rows, for whoever watches them (the record reads it, the profiler
@@ -180,7 +192,10 @@ impl Deployment {
                 protocol: caller.protocol.to_string(),
                 rows: inputs.rows(),
                 latency: caller.arrived.elapsed(),
-                inputs: self.input_columns(inputs),
+                inputs: match &self.features {
+                    None => self.input_columns(inputs),
+                    Some(_) => self.request_columns(columns),
+                },
                 outputs: output_columns(&batched.outputs),
             };
             match durability {
@@ -207,6 +222,21 @@ impl Deployment {
             );
         }
         Ok(Prediction { id, batched })
+    }
+
+    /// The request's values of the signature's fields, as they came (a version with a feature
+    /// spec records its raw inputs, not the spec's output).
+    fn request_columns(&self, columns: &Columns) -> BTreeMap<String, Vec<Value>> {
+        self.signature
+            .inputs
+            .iter()
+            .map(|field| {
+                let values = columns
+                    .column(&field.name)
+                    .map_or_else(|| vec![Value::Null; columns.rows()], <[Value]>::to_vec);
+                (field.name.clone(), values)
+            })
+            .collect()
     }
 
     /// The model's input rows as the signature names and types them (categories by value,
@@ -241,6 +271,28 @@ impl Deployment {
     /// `model/version`, as the `x-berth-version` header says it.
     pub fn label(&self) -> String {
         format!("{}/{}", self.model, self.version)
+    }
+}
+
+/// The matrix the model scores for `columns`: validated against the signature, then, for a
+/// version with a feature spec, turned into the model's columns by it.
+pub fn model_matrix(
+    signature: &Signature,
+    features: Option<&Pipeline>,
+    columns: &Columns,
+) -> Result<FeatureMatrix, ValidationError> {
+    match features {
+        None => validate(signature, columns),
+        Some(pipeline) => {
+            let batch = validate_batch(signature, columns)?;
+            pipeline.apply(&batch).map_err(|e| {
+                ValidationError::single(
+                    "(features)",
+                    "inputs the feature spec can turn into the model's columns",
+                    e.to_string(),
+                )
+            })
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::Signature;
+use berth_features::{FeatureSpec, Pipeline};
 use berth_registry::{
     ModelRef, Registry, RegistryError, Selector, StickyKey, Target, TrafficPolicy,
 };
@@ -35,6 +36,8 @@ pub struct LoadedVersion {
     pub record: VersionRecord,
     pub model: Arc<dyn Model>,
     pub signature: Signature,
+    /// The version's feature spec, compiled, when it has one.
+    pub features: Option<Arc<Pipeline>>,
 }
 
 /// Loads `model/version` from the registry: its artifact through the runtime (off the async
@@ -65,10 +68,22 @@ pub async fn load_version(
     .await
     .map_err(|e| RegistryError::Invalid(format!("{model}/{version}: loading failed: {e}")))?
     .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let features = match &record.feature_spec {
+        Some(text) => {
+            let spec = FeatureSpec::from_yaml(text).map_err(|e| {
+                RegistryError::Invalid(format!("{model}/{version}: stored feature spec: {e}"))
+            })?;
+            Some(Arc::new(Pipeline::compile(&spec).map_err(|e| {
+                RegistryError::Invalid(format!("{model}/{version}: stored feature spec: {e}"))
+            })?))
+        }
+        None => None,
+    };
     Ok(LoadedVersion {
         record,
         model: loaded.into(),
         signature,
+        features,
     })
 }
 
@@ -227,15 +242,18 @@ impl LiveRoutes {
 
     async fn load(&self, model: &str, version: i64) -> Result<Arc<Deployment>, RegistryError> {
         let loaded = load_version(&self.registry, model, version, &self.load_options).await?;
-        Ok(Arc::new(Deployment::start(
-            model,
-            version,
-            loaded.model,
-            loaded.signature,
-            self.batching.for_version(model, version),
-            self.router.watchers(),
-            crate::monitoring::VersionMonitor::of(&loaded.record),
-        )))
+        Ok(Arc::new(
+            Deployment::start(
+                model,
+                version,
+                loaded.model,
+                loaded.signature,
+                self.batching.for_version(model, version),
+                self.router.watchers(),
+                crate::monitoring::VersionMonitor::of(&loaded.record),
+            )
+            .with_features(loaded.features),
+        ))
     }
 
     /// Brings the router in line with the registry.

@@ -7,6 +7,9 @@
 //! field's value list; booleans 0 and 1; missing values NaN where the field allows it.
 
 use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 
 use berth_core::{DefaultValue, FeatureMatrix, FieldType, Signature};
 use serde::Serialize;
@@ -42,7 +45,7 @@ impl ValidationError {
         }
     }
 
-    fn single(field: &str, expected: impl Into<String>, got: impl Into<String>) -> Self {
+    pub(crate) fn single(field: &str, expected: impl Into<String>, got: impl Into<String>) -> Self {
         ValidationError {
             problems: vec![FieldProblem {
                 field: field.to_string(),
@@ -199,10 +202,15 @@ impl Columns {
         self.rows
     }
 
+    /// Field `name`'s values, if the request has that field.
+    pub fn column(&self, name: &str) -> Option<&[Value]> {
+        let c = self.names.iter().position(|n| n == name)?;
+        self.values.get(c).map(Vec::as_slice)
+    }
+
     /// Field `name`'s value in the first row, if the request has that field and a row.
     pub fn first(&self, name: &str) -> Option<&Value> {
-        let c = self.names.iter().position(|n| n == name)?;
-        self.values.get(c)?.first()
+        self.column(name)?.first()
     }
 }
 
@@ -246,17 +254,17 @@ fn range_text<T: fmt::Display>(min: Option<T>, max: Option<T>) -> String {
 
 /// One value of a field as the model's number, or what was expected instead. A null (or a
 /// field a record left out) is a missing value where `missing_ok`.
-fn encode(field_type: &FieldType, missing_ok: bool, v: &Value) -> Result<f32, String> {
+fn encode(field_type: &FieldType, missing_ok: bool, v: &Value) -> Result<f64, String> {
     if v.is_null() {
         return if missing_ok {
-            Ok(f32::NAN)
+            Ok(f64::NAN)
         } else {
             Err("a value (the field cannot be missing)".into())
         };
     }
     match field_type {
         FieldType::Number { min, max } => match v.as_f64() {
-            Some(x) if min.is_none_or(|lo| x >= lo) && max.is_none_or(|hi| x <= hi) => Ok(x as f32),
+            Some(x) if min.is_none_or(|lo| x >= lo) && max.is_none_or(|hi| x <= hi) => Ok(x),
             _ => Err(format!("a number{}", range_text(*min, *max))),
         },
         FieldType::Integer { min, max } => match v.as_f64() {
@@ -265,20 +273,20 @@ fn encode(field_type: &FieldType, missing_ok: bool, v: &Value) -> Result<f32, St
                     && min.is_none_or(|lo| x >= lo as f64)
                     && max.is_none_or(|hi| x <= hi as f64) =>
             {
-                Ok(x as f32)
+                Ok(x)
             }
             _ => Err(format!("an integer{}", range_text(*min, *max))),
         },
         FieldType::Bool => match v {
-            Value::Bool(b) => Ok(f32::from(u8::from(*b))),
+            Value::Bool(b) => Ok(f64::from(u8::from(*b))),
             Value::Number(n) if n.as_f64() == Some(0.0) || n.as_f64() == Some(1.0) => {
-                Ok(n.as_f64().unwrap_or(0.0) as f32)
+                Ok(n.as_f64().unwrap_or(0.0))
             }
             _ => Err("true or false".into()),
         },
         FieldType::Category { values } => {
             match v.as_str().and_then(|s| values.iter().position(|c| c == s)) {
-                Some(i) => Ok(i as f32),
+                Some(i) => Ok(i as f64),
                 None => {
                     let listed: Vec<&str> = values.iter().take(10).map(String::as_str).collect();
                     let more = if values.len() > 10 { ", ..." } else { "" };
@@ -290,25 +298,34 @@ fn encode(field_type: &FieldType, missing_ok: bool, v: &Value) -> Result<f32, St
     }
 }
 
-fn default_number(field_type: &FieldType, default: &DefaultValue) -> f32 {
+fn default_number(field_type: &FieldType, default: &DefaultValue) -> f64 {
     match (field_type, default) {
         (FieldType::Category { values }, DefaultValue::Text(t)) => values
             .iter()
             .position(|v| v == t)
-            .map_or(f32::NAN, |i| i as f32),
-        (_, DefaultValue::Bool(b)) => f32::from(u8::from(*b)),
-        (_, DefaultValue::Number(n)) => *n as f32,
-        (_, DefaultValue::Text(_)) => f32::NAN,
+            .map_or(f64::NAN, |i| i as f64),
+        (_, DefaultValue::Bool(b)) => f64::from(u8::from(*b)),
+        (_, DefaultValue::Number(n)) => *n,
+        (_, DefaultValue::Text(_)) => f64::NAN,
     }
 }
 
-/// Checks `columns` against `signature` and builds the matrix the model scores, with the
-/// signature's fields as its columns in order. Unknown fields are problems too (a typo must
-/// not silently turn into a missing value).
-pub fn validate(
-    signature: &Signature,
-    columns: &Columns,
-) -> Result<FeatureMatrix, ValidationError> {
+/// One accepted value: a number for the model's matrix, or text for a feature spec.
+enum Cell<'v> {
+    Number(f64),
+    Text(Option<&'v str>),
+}
+
+/// Checks every value of `columns` against `signature`, handing each accepted one to `put`
+/// (field index, row, value). Text fields are accepted only with `text_ok` (a feature spec
+/// reads them). Every problem is collected; unknown fields are problems too (a typo must not
+/// silently turn into a missing value).
+fn check_cells<'v>(
+    signature: &'v Signature,
+    columns: &'v Columns,
+    text_ok: bool,
+    mut put: impl FnMut(usize, usize, Cell<'v>),
+) -> Result<(), ValidationError> {
     let mut errors = ValidationError {
         problems: Vec::new(),
         more: 0,
@@ -324,27 +341,31 @@ pub fn validate(
         }
     }
     let rows = columns.rows;
-    let width = signature.inputs.len();
-    let mut values = vec![0.0f32; rows * width];
     for (c, field) in signature.inputs.iter().enumerate() {
         let column = columns
             .names
             .iter()
             .position(|n| n == &field.name)
             .map(|i| &columns.values[i]);
+        let missing_ok = field.nullable || !field.required;
+        let is_text = text_ok && field.field_type == FieldType::Text;
+        let default: Option<Cell<'v>> = field.default.as_ref().map(|d| match d {
+            DefaultValue::Text(t) if is_text => Cell::Text(Some(t.as_str())),
+            d => Cell::Number(default_number(&field.field_type, d)),
+        });
         match column {
             Some(column) => {
-                let default = field
-                    .default
-                    .as_ref()
-                    .map(|d| default_number(&field.field_type, d));
                 for (r, v) in column.iter().enumerate() {
-                    if let (Value::Null, Some(x)) = (v, default) {
-                        values[r * width + c] = x;
-                        continue;
-                    }
-                    match encode(&field.field_type, field.nullable || !field.required, v) {
-                        Ok(x) => values[r * width + c] = x,
+                    let cell = match (v, &default) {
+                        (Value::Null, Some(Cell::Number(x))) => Ok(Cell::Number(*x)),
+                        (Value::Null, Some(Cell::Text(t))) => Ok(Cell::Text(*t)),
+                        (Value::Null, None) if is_text && missing_ok => Ok(Cell::Text(None)),
+                        (Value::String(t), _) if is_text => Ok(Cell::Text(Some(t.as_str()))),
+                        (_, _) if is_text => Err("text".to_string()),
+                        _ => encode(&field.field_type, missing_ok, v).map(Cell::Number),
+                    };
+                    match cell {
+                        Ok(cell) => put(c, r, cell),
                         Err(expected) => errors.push(FieldProblem {
                             field: field.name.clone(),
                             row: Some(r),
@@ -361,12 +382,17 @@ pub fn validate(
                 got: "nothing".into(),
             }),
             None => {
-                let x = field
-                    .default
-                    .as_ref()
-                    .map_or(f32::NAN, |d| default_number(&field.field_type, d));
                 for r in 0..rows {
-                    values[r * width + c] = x;
+                    put(
+                        c,
+                        r,
+                        match &default {
+                            Some(Cell::Number(x)) => Cell::Number(*x),
+                            Some(Cell::Text(t)) => Cell::Text(*t),
+                            None if is_text => Cell::Text(None),
+                            None => Cell::Number(f64::NAN),
+                        },
+                    );
                 }
             }
         }
@@ -374,8 +400,55 @@ pub fn validate(
     if !errors.problems.is_empty() || errors.more > 0 {
         return Err(errors);
     }
+    Ok(())
+}
+
+/// Checks `columns` against `signature` and builds the matrix the model scores, with the
+/// signature's fields as its columns in order.
+pub fn validate(
+    signature: &Signature,
+    columns: &Columns,
+) -> Result<FeatureMatrix, ValidationError> {
+    let rows = columns.rows;
+    let width = signature.inputs.len();
+    let mut values = vec![0.0f32; rows * width];
+    check_cells(signature, columns, false, |c, r, cell| {
+        if let Cell::Number(x) = cell {
+            values[r * width + c] = x as f32;
+        }
+    })?;
     FeatureMatrix::new(rows, width, values)
         .map_err(|e| ValidationError::single("(request)", "whole rows", e.to_string()))
+}
+
+/// Checks `columns` against the signature of a version with a feature spec and builds the
+/// columns the spec reads: numbers (missing as null) and text.
+pub fn validate_batch(
+    signature: &Signature,
+    columns: &Columns,
+) -> Result<RecordBatch, ValidationError> {
+    let rows = columns.rows;
+    let mut numbers: Vec<Vec<Option<f64>>> = vec![Vec::new(); signature.inputs.len()];
+    let mut texts: Vec<Vec<Option<&str>>> = vec![Vec::new(); signature.inputs.len()];
+    for c in 0..signature.inputs.len() {
+        match signature.inputs[c].field_type {
+            FieldType::Text => texts[c] = vec![None; rows],
+            _ => numbers[c] = vec![None; rows],
+        }
+    }
+    check_cells(signature, columns, true, |c, r, cell| match cell {
+        Cell::Number(x) => numbers[c][r] = (!x.is_nan()).then_some(x),
+        Cell::Text(t) => texts[c][r] = t,
+    })?;
+    let arrays = signature.inputs.iter().enumerate().map(|(c, field)| {
+        let array: ArrayRef = match field.field_type {
+            FieldType::Text => Arc::new(StringArray::from(std::mem::take(&mut texts[c]))),
+            _ => Arc::new(Float64Array::from(std::mem::take(&mut numbers[c]))),
+        };
+        (field.name.as_str(), array)
+    });
+    RecordBatch::try_from_iter(arrays.collect::<Vec<_>>())
+        .map_err(|e| ValidationError::single("(request)", "columns of equal length", e.to_string()))
 }
 
 #[cfg(test)]

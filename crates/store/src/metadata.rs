@@ -148,6 +148,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX rollouts_by_endpoint ON rollouts (endpoint, created_at)",
     ),
+    (
+        5,
+        // The fitted feature spec of a version (berth-features YAML), beside its hash.
+        "ALTER TABLE versions ADD COLUMN feature_spec TEXT",
+    ),
 ];
 
 /// The metadata store.
@@ -371,7 +376,7 @@ impl MetadataStore {
     const VERSION_COLUMNS: &'static str = "model, version, artifact_uri, sha256, size_bytes, format, signature, \
         feature_spec_sha256, reference_uri, reference_sha256, reference_profile, metrics, parent_version, \
         training_data_uri, training_data_sha256, triggered_by, code_ref, tags, registered_by, registered_at, \
-        output_profile, drift_config, status";
+        output_profile, drift_config, feature_spec, status";
 
     fn version_from_row(row: &AnyRow) -> Result<VersionRecord, StoreError> {
         Ok(VersionRecord {
@@ -388,6 +393,7 @@ impl MetadataStore {
             reference_profile: parse_json(get(row, "reference_profile")?),
             output_profile: parse_json(get(row, "output_profile")?),
             drift_config: parse_json(get(row, "drift_config")?),
+            feature_spec: get(row, "feature_spec")?,
             metrics: parse_json(get(row, "metrics")?).unwrap_or(Value::Null),
             lineage: Lineage {
                 parent_version: get(row, "parent_version")?,
@@ -682,7 +688,7 @@ impl MetadataStore {
             }
         }
         let sql = format!(
-            "INSERT INTO versions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 'ready')",
+            "INSERT INTO versions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, 'ready')",
             Self::VERSION_COLUMNS
         );
         sqlx::query(AssertSqlSafe(sql))
@@ -708,6 +714,7 @@ impl MetadataStore {
             .bind(micros(change.at))
             .bind(new.output_profile.as_ref().map(json_text))
             .bind(new.drift_config.as_ref().map(json_text))
+            .bind(new.feature_spec.clone())
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("storing {}/{version}", new.model)))?;

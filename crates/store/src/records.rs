@@ -70,6 +70,9 @@ pub struct VersionRecord {
     /// default.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub drift_config: Option<Value>,
+    /// The fitted feature spec (berth-features YAML) the serving path runs before the model;
+    /// its sha256 is `feature_spec_sha256`.
+    pub feature_spec: Option<String>,
     /// Offline metrics, `{"name": number}`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metrics: Value,
@@ -101,6 +104,8 @@ pub struct NewVersion {
     pub output_profile: Option<Value>,
     /// berth-monitor's `DriftConfig` as JSON; `None`: the default.
     pub drift_config: Option<Value>,
+    /// The fitted feature spec (YAML), with `feature_spec_sha256`.
+    pub feature_spec: Option<String>,
     pub metrics: Value,
     pub lineage: Lineage,
     pub tags: Value,

@@ -46,6 +46,9 @@ pub(crate) struct RegisterVersion {
     /// and `dataset_share` (docs/MONITORING.md); the sample-size aware default when absent.
     #[schema(value_type = Option<Object>, example = json!({"method": "psi", "threshold": 0.2}))]
     pub drift: Option<berth_monitor::DriftConfig>,
+    /// A fitted feature spec (the YAML `berth features fit` writes): the version then takes
+    /// the spec's input fields and serving runs the spec before the model.
+    pub features: Option<String>,
 }
 
 /// Where to point an alias.
