@@ -17,4 +17,11 @@ pub enum BatchError {
         #[source]
         source: berth_runtime::PredictError,
     },
+    /// The version's feature spec could not turn a batch into the model's columns.
+    #[error("{}: from row {first_row}: {problem}", path.display())]
+    Features {
+        path: PathBuf,
+        first_row: usize,
+        problem: String,
+    },
 }

@@ -6,8 +6,10 @@
 //! bounded by the chunk size whatever the file size.
 
 pub mod error;
+pub mod job;
 pub mod score;
 pub mod sink;
 
 pub use error::BatchError;
+pub use job::{ScoringVersion, Shard, count_rows, input_files, score_files};
 pub use score::{ScoreOptions, ScoreSummary, score_file};

@@ -52,6 +52,8 @@ pub struct TableWriter {
     target: Target,
     header_written: bool,
     id_column: String,
+    /// When set, every row also gets `version` (this text) and a new `prediction_id`.
+    stamp: Option<String>,
 }
 
 impl TableWriter {
@@ -85,7 +87,17 @@ impl TableWriter {
             target,
             header_written: false,
             id_column: id_column.to_string(),
+            stamp: None,
         })
+    }
+
+    /// Adds a `version` column (`version`, e.g. `churn/3`) and a `prediction_id` column (a new
+    /// UUIDv7 per row) after the outputs.
+    pub fn stamped(self, version: &str) -> Self {
+        Self {
+            stamp: Some(version.to_string()),
+            ..self
+        }
     }
 
     fn path(&self) -> PathBuf {
@@ -111,6 +123,9 @@ impl TableWriter {
                     let mut header: Vec<String> =
                         ids.map(|_| self.id_column.clone()).into_iter().collect();
                     header.extend(columns.iter().flat_map(|(_, names)| names.iter().cloned()));
+                    if self.stamp.is_some() {
+                        header.extend(["version".to_string(), "prediction_id".to_string()]);
+                    }
                     writeln!(self.out, "{}", header.join(",")).map_err(|e| io(e, self.path()))?;
                     self.header_written = true;
                 }
@@ -126,6 +141,12 @@ impl TableWriter {
                             line.push_str(&csv_escape(&text_at(data, r * names.len() + k)));
                             line.push(',');
                         }
+                    }
+                    if let Some(version) = &self.stamp {
+                        line.push_str(&csv_escape(version));
+                        line.push(',');
+                        line.push_str(&uuid::Uuid::now_v7().to_string());
+                        line.push(',');
                     }
                     line.pop();
                     writeln!(self.out, "{line}").map_err(|e| io(e, self.path()))?;
@@ -145,6 +166,13 @@ impl TableWriter {
                         for (k, name) in names.iter().enumerate() {
                             object.insert(name.clone(), json_at(data, r * names.len() + k));
                         }
+                    }
+                    if let Some(version) = &self.stamp {
+                        object.insert("version".into(), version.clone().into());
+                        object.insert(
+                            "prediction_id".into(),
+                            uuid::Uuid::now_v7().to_string().into(),
+                        );
                     }
                     writeln!(self.out, "{}", serde_json::Value::Object(object))
                         .map_err(|e| io(e, self.path()))?;

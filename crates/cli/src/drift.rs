@@ -36,21 +36,25 @@ pub struct LiveArgs {
     format: Format,
 }
 
-fn parse_since(s: &str) -> Result<chrono::Duration, String> {
+/// An age: a number and a unit (`90s`, `30m`, `2h`, `7d`; no unit is hours).
+pub(crate) fn parse_since(s: &str) -> Result<chrono::Duration, String> {
     let unit_at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(unit_at);
     let n: i64 = number
         .parse()
         .map_err(|_| format!("expected a number and a unit (s, m, h, d), e.g. 1h; got '{s}'"))?;
-    match unit {
-        "s" => Ok(chrono::Duration::seconds(n)),
-        "m" => Ok(chrono::Duration::minutes(n)),
-        "h" | "" => Ok(chrono::Duration::hours(n)),
-        "d" => Ok(chrono::Duration::days(n)),
-        other => Err(format!(
-            "unknown unit '{other}' in '{s}': expected s, m, h or d"
-        )),
-    }
+    let age = match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" | "" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{s}': expected s, m, h or d"
+            ));
+        }
+    };
+    age.ok_or_else(|| format!("'{s}' is too long ago to represent"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

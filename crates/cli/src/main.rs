@@ -12,6 +12,7 @@ mod predict;
 mod registry_args;
 mod replay;
 mod rollout;
+mod score;
 mod serve;
 mod server;
 mod table;
@@ -52,6 +53,8 @@ struct Cli {
 enum Command {
     /// Score a file of rows (CSV, JSON lines or Parquet) with a model file.
     Predict(predict::PredictArgs),
+    /// Score a data set with a registered version (an endpoint's, NAME@ALIAS or NAME/VERSION).
+    Score(score::ScoreArgs),
     /// Show what a model file takes and gives: format, task, inputs, outputs, feature names.
     Inspect(inspect::InspectArgs),
     /// Register, list and show models and their versions.
@@ -169,6 +172,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Predict(args) => predict::run(args, threads),
         Command::Inspect(args) => inspect::run(args),
+        Command::Score(args) => block_on(score::run(args, store, threads)),
         Command::Models(c) => block_on(models::run(c, store)),
         Command::Alias(c) => block_on(live::alias(c, store)),
         Command::Endpoints(c) => block_on(live::endpoints(c, store)),

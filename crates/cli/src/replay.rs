@@ -21,7 +21,7 @@ use berth_serve::deployment::{model_matrix, output_columns};
 use berth_serve::live::{LoadedVersion, load_version};
 use berth_serve::validate::Columns;
 use berth_store::PredictionRow;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
@@ -81,26 +81,14 @@ fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    let age = text
-        .len()
-        .checked_sub(1)
-        .and_then(|split| {
-            let (n, unit) = text.split_at(split);
-            let n: i64 = n.parse().ok()?;
-            match unit {
-                "s" => Duration::try_seconds(n),
-                "m" => Duration::try_minutes(n),
-                "h" => Duration::try_hours(n),
-                "d" => Duration::try_days(n),
-                _ => None,
-            }
-        })
-        .ok_or_else(|| {
-            RegistryError::Invalid(format!(
-                "--{flag} {text:?}: expected RFC 3339 (2026-11-17T10:00:00Z) or an age (30m, 2h, 7d)"
-            ))
-        })?;
-    Ok(now - age)
+    let age = crate::drift::parse_since(text).map_err(|e| {
+        RegistryError::Invalid(format!(
+            "--{flag} {text:?}: {e}; or give a time as RFC 3339 (2026-11-17T10:00:00Z)"
+        ))
+    })?;
+    now.checked_sub_signed(age).ok_or_else(|| {
+        RegistryError::Invalid(format!("--{flag} {text:?}: too long ago to represent"))
+    })
 }
 
 /// The record's inputs as request columns.

@@ -234,7 +234,7 @@ fn raw_records(fields: &[&str]) -> Vec<serde_json::Map<String, serde_json::Value
 }
 
 #[test]
-fn online_predictions_equal_features_apply_then_the_bare_model_bit_for_bit() {
+fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = dir.path().join("data");
     let store = path(&store);
@@ -298,6 +298,48 @@ fn online_predictions_equal_features_apply_then_the_bare_model_bit_for_bit() {
         "{}",
         String::from_utf8_lossy(&registered.stderr)
     );
+    // Batch: the registered version scores the raw data through its spec.
+    let scored = dir.path().join("batch.csv");
+    let out = berth(&[
+        "--store",
+        store,
+        "score",
+        "churnf/1",
+        "--input",
+        path(&data),
+        "--output",
+        path(&scored),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (batch_header, batch) = read_csv(&std::fs::read_to_string(&scored).expect("scored"));
+    let batch_p1 = batch_header.iter().position(|h| h == "p_1").expect("p_1");
+    let version = batch_header
+        .iter()
+        .position(|h| h == "version")
+        .expect("version");
+    let prediction_id = batch_header
+        .iter()
+        .position(|h| h == "prediction_id")
+        .expect("prediction id");
+    assert_eq!(batch.len(), offline.len());
+    let mut ids = std::collections::HashSet::new();
+    for (r, row) in batch.iter().enumerate() {
+        assert_eq!(row[0], offline[r][0], "row {r}: the id is carried");
+        assert_eq!(row[version], "churnf/1");
+        assert!(
+            ids.insert(row[prediction_id].clone()),
+            "prediction ids are unique"
+        );
+        let (b, o): (f32, f32) = (
+            row[batch_p1].parse().expect("number"),
+            offline[r][p1].parse().expect("number"),
+        );
+        assert_eq!(b.to_bits(), o.to_bits(), "row {r}: batch {b}, offline {o}");
+    }
     let server = common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]);
     let fields = [
         "tenure_months",

@@ -140,6 +140,10 @@ fn replay_compares_a_version_with_what_was_served() {
             "--from",
         ),
         (
+            vec!["replay", "churn", "--from", "99999999999999d", "--version", "1"],
+            "too long ago",
+        ),
+        (
             vec![
                 "replay",
                 "churn",

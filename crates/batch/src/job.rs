@@ -1,0 +1,283 @@
+//! Scoring a data set — a file, a folder of files or a `*` pattern — with a registered
+//! version: its own feature spec when it has one, then its model; predictions with the row id,
+//! the version and a prediction id per row, in one output file. `--shard i/N` takes a
+//! deterministic share of the input files, so N workers split one data set.
+
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, RecordBatch, StringArray};
+use arrow_schema::DataType;
+use berth_features::Pipeline;
+use berth_runtime::Model;
+use berth_tables::{Features, TableError, TableReader};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::sink::TableWriter;
+use crate::{BatchError, ScoreOptions, ScoreSummary};
+
+/// What scores the rows: a model, the feature spec in front of it (if any), and the version
+/// name written with every prediction.
+pub struct ScoringVersion<'a> {
+    pub model: &'a dyn Model,
+    pub features: Option<&'a Pipeline>,
+    /// `model/version`.
+    pub label: String,
+}
+
+/// Which share of the input files a worker scores: shard `index` of `count` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `i/N`, with `0 <= i < N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected i/N with 0 <= i < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+fn is_data(path: &Path) -> bool {
+    berth_tables::InputFormat::from_path(path).is_ok()
+}
+
+/// `*` matches any run of characters (the only wildcard).
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| matches(rest, &tail[i..]))
+        }
+    }
+}
+
+/// The files `input` names, sorted: the file itself, the data files of a folder, or the files
+/// matching a `*` pattern in the last part of the path; then this shard's share of them.
+pub fn input_files(input: &Path, shard: Option<Shard>) -> Result<Vec<PathBuf>, BatchError> {
+    let text = input.to_string_lossy();
+    let mut files = if text.contains('*') {
+        let dir = input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let pattern = input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        list(dir)?
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| matches(&pattern, &n.to_string_lossy()))
+            })
+            .collect()
+    } else if input.is_dir() {
+        list(input)?.into_iter().filter(|p| is_data(p)).collect()
+    } else {
+        vec![input.to_path_buf()]
+    };
+    files.sort();
+    if files.is_empty() {
+        return Err(TableError::Format {
+            path: input.to_path_buf(),
+            expected: "a data file, a folder with .parquet/.csv/.jsonl files, or a pattern matching some",
+        }
+        .into());
+    }
+    Ok(match shard {
+        None => files,
+        Some(s) => files
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % s.count == s.index)
+            .map(|(_, f)| f)
+            .collect(),
+    })
+}
+
+fn list(dir: &Path) -> Result<Vec<PathBuf>, BatchError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| TableError::io(dir, e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| TableError::io(dir, e))?.path();
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
+/// Rows in `files` when knowable without reading them (Parquet metadata), for a progress bar.
+pub fn count_rows(files: &[PathBuf]) -> Option<u64> {
+    files.iter().try_fold(0u64, |total, path| {
+        let file = std::fs::File::open(path).ok()?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+        Some(total + u64::try_from(builder.metadata().file_metadata().num_rows()).ok()?)
+    })
+}
+
+/// Scores every row of `files` with `version`, into one output (CSV on standard output when
+/// `None`); `progress` gets the rows done so far.
+pub fn score_files(
+    version: &ScoringVersion<'_>,
+    files: &[PathBuf],
+    output: Option<&Path>,
+    options: &ScoreOptions,
+    mut progress: impl FnMut(usize),
+) -> Result<ScoreSummary, BatchError> {
+    let mut writer = TableWriter::create(output, &options.id_column)?.stamped(&version.label);
+    let mut summary = ScoreSummary { rows: 0, chunks: 0 };
+    for path in files {
+        let mut score = |ids: Option<Vec<String>>,
+                         matrix: &berth_core::FeatureMatrix,
+                         first_row| {
+            let rows = matrix.rows();
+            let outputs = version
+                .model
+                .predict(matrix)
+                .map_err(|source| BatchError::Predict {
+                    path: path.clone(),
+                    first_row: first_row + 1,
+                    last_row: first_row + rows,
+                    source,
+                })?;
+            writer.write(ids.as_deref(), &outputs, rows)?;
+            summary.rows += rows;
+            summary.chunks += 1;
+            progress(summary.rows);
+            Ok::<(), BatchError>(())
+        };
+        match version.features {
+            Some(pipeline) => {
+                let mut first_row = 0;
+                for batch in parquet_batches(path, options.chunk_rows)? {
+                    let batch = batch?;
+                    let matrix = pipeline.apply(&batch).map_err(|e| BatchError::Features {
+                        path: path.clone(),
+                        first_row: first_row + 1,
+                        problem: e.to_string(),
+                    })?;
+                    score(ids(&batch, &options.id_column), &matrix, first_row)?;
+                    first_row += batch.num_rows();
+                }
+            }
+            None => {
+                let info = version.model.info();
+                let features = Features {
+                    names: info.feature_names.as_deref(),
+                    count: info.num_features,
+                    id_column: &options.id_column,
+                };
+                let mut reader = TableReader::open(path, &features, options.chunk_rows)?;
+                while let Some(chunk) = reader.next_chunk()? {
+                    score(chunk.ids, &chunk.features, chunk.first_row)?;
+                }
+            }
+        }
+    }
+    writer.finish()?;
+    Ok(summary)
+}
+
+/// A Parquet file's raw columns in batches (what a feature spec reads).
+fn parquet_batches(
+    path: &Path,
+    rows: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch, BatchError>>, BatchError> {
+    if berth_tables::InputFormat::from_path(path)? != berth_tables::InputFormat::Parquet {
+        return Err(TableError::Format {
+            path: path.to_path_buf(),
+            expected: ".parquet (a version with a feature spec reads Parquet only, so far)",
+        }
+        .into());
+    }
+    let file = std::fs::File::open(path).map_err(|e| TableError::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(rows.max(1)).build())
+        .map_err(|e| TableError::Read {
+            path: path.to_path_buf(),
+            problem: e.to_string(),
+        })?;
+    let path = path.to_path_buf();
+    Ok(reader.map(move |b| {
+        b.map_err(|e| {
+            TableError::Read {
+                path: path.clone(),
+                problem: e.to_string(),
+            }
+            .into()
+        })
+    }))
+}
+
+/// The batch's id column as text, when it has one.
+fn ids(batch: &RecordBatch, id_column: &str) -> Option<Vec<String>> {
+    let column = batch.column_by_name(id_column)?;
+    let text = arrow_cast::cast(column, &DataType::Utf8).ok()?;
+    let text = text.as_any().downcast_ref::<StringArray>()?;
+    Some(
+        (0..text.len())
+            .map(|i| {
+                if text.is_null(i) {
+                    String::new()
+                } else {
+                    text.value(i).to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_and_shards() {
+        assert!(matches("part-*.parquet", "part-0001.parquet"));
+        assert!(!matches("part-*.parquet", "part-0001.csv"));
+        assert!(matches("*", "anything"));
+        assert!(matches("a*b*c", "a-b-c"));
+        assert_eq!("1/4".parse::<Shard>(), Ok(Shard { index: 1, count: 4 }));
+        for bad in ["4/4", "1", "x/2", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_split_the_files_without_overlap() {
+        let dir = tempfile::tempdir().expect("dir");
+        for i in 0..7 {
+            std::fs::write(dir.path().join(format!("part-{i}.csv")), "a\n1\n").expect("write");
+        }
+        std::fs::write(dir.path().join("notes.txt"), "x").expect("write");
+        let all = input_files(dir.path(), None).expect("files");
+        assert_eq!(all.len(), 7, "the folder's data files only");
+        let mut seen: Vec<PathBuf> = (0..3)
+            .flat_map(|i| {
+                input_files(dir.path(), Some(Shard { index: i, count: 3 })).expect("shard")
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen, all);
+        let pattern = dir.path().join("part-[*");
+        assert!(input_files(&pattern, None).is_err(), "nothing matches");
+    }
+}

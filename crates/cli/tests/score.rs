@@ -1,0 +1,157 @@
+//! `berth score`: a registered version scores a data set — through an endpoint, an alias or a
+//! pinned version —, writing each row's id, outputs, version and a prediction id; shards of a
+//! folder split it without overlap; mistakes are named with exit code 2.
+
+mod common;
+
+use common::{berth, fixtures, path};
+
+fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .expect("header")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    (
+        header,
+        lines
+            .map(|l| l.split(',').map(str::to_string).collect())
+            .collect(),
+    )
+}
+
+#[test]
+fn a_version_scores_files_folders_and_shards() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let store = path(&store);
+    let cli = |args: &[&str]| berth(&[&["--store", store], args].concat());
+    let model = fixtures().join("models/xgb_classifier.json");
+    assert!(
+        cli(&["models", "register", "churn", path(&model)])
+            .status
+            .success()
+    );
+    assert!(
+        cli(&["alias", "set", "churn@champion", "1"])
+            .status
+            .success()
+    );
+    assert!(
+        cli(&["endpoints", "set", "churn-api", "churn@champion"])
+            .status
+            .success()
+    );
+
+    let eval = fixtures().join("data/eval_features.csv");
+    let (_, expected) = read_csv(
+        &std::fs::read_to_string(fixtures().join("models/xgb_classifier.json.expected.csv"))
+            .expect("expected"),
+    );
+    for target in ["churn-api", "churn@champion", "churn/1"] {
+        let out_file = dir.path().join("scored.csv");
+        let out = cli(&[
+            "score",
+            target,
+            "--input",
+            path(&eval),
+            "--output",
+            path(&out_file),
+        ]);
+        assert!(
+            out.status.success(),
+            "{target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (header, rows) = read_csv(&std::fs::read_to_string(&out_file).expect("scored"));
+        assert_eq!(
+            header,
+            ["id", "label", "p_0", "p_1", "version", "prediction_id"]
+        );
+        assert_eq!(rows.len(), expected.len());
+        for (r, (row, want)) in rows.iter().zip(&expected).enumerate() {
+            assert_eq!(row[0], r.to_string());
+            assert_eq!(row[4], "churn/1");
+            let (got, want): (f64, f64) =
+                (row[3].parse().expect("p1"), want[2].parse().expect("p1"));
+            assert!(
+                (got - want).abs() < 1e-6,
+                "{target} row {r}: {got} vs {want}"
+            );
+        }
+    }
+
+    // A folder of parts, scored in two shards: every row once.
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).expect("dir");
+    let text = std::fs::read_to_string(&eval).expect("eval");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    let body: Vec<&str> = lines.collect();
+    for (i, chunk) in body.chunks(300).enumerate() {
+        std::fs::write(
+            parts.join(format!("part-{i}.csv")),
+            format!("{header}\n{}\n", chunk.join("\n")),
+        )
+        .expect("part");
+    }
+    let mut seen = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let out_file = dir.path().join(format!("shard-{}.csv", &shard[..1]));
+        let out = cli(&[
+            "score",
+            "churn/1",
+            "--input",
+            path(&parts),
+            "--shard",
+            shard,
+            "--output",
+            path(&out_file),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (_, rows) = read_csv(&std::fs::read_to_string(&out_file).expect("shard"));
+        assert!(
+            !rows.is_empty() && rows.len() < body.len(),
+            "a shard is a share"
+        );
+        seen.extend(rows.into_iter().map(|r| r[0].parse::<usize>().expect("id")));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..body.len()).collect::<Vec<_>>());
+    // A pattern picks files by name.
+    let pattern = parts.join("part-1*.csv");
+    let out = cli(&["score", "churn/1", "--input", path(&pattern)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 301);
+
+    for (args, says) in [
+        (
+            vec!["score", "nope", "--input", path(&eval)],
+            "no endpoint named 'nope'",
+        ),
+        (vec!["score", "churn/9", "--input", path(&eval)], "churn/9"),
+        (
+            vec!["score", "churn/1", "--input", "/no/such/file.csv"],
+            "/no/such/file.csv",
+        ),
+        (
+            vec!["score", "churn/1", "--input", path(&eval), "--shard", "2/2"],
+            "i/N",
+        ),
+    ] {
+        let out = cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
+    }
+}
