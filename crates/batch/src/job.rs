@@ -9,10 +9,13 @@ use arrow_array::{Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use berth_features::Pipeline;
 use berth_runtime::Model;
-use berth_tables::{Features, TableError, TableReader};
+use std::io::Write;
+
+use berth_tables::{Features, RejectedRow, TableError, TableReader};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::sink::TableWriter;
+use crate::score::OnError;
+use crate::sink::{TableWriter, csv_escape};
 use crate::{BatchError, ScoreOptions, ScoreSummary};
 
 /// What scores the rows: a model, the feature spec in front of it (if any), and the version
@@ -143,7 +146,15 @@ pub fn score_files(
     mut progress: impl FnMut(usize),
 ) -> Result<ScoreSummary, BatchError> {
     let mut writer = TableWriter::create(output, &options.id_column)?.stamped(&version.label);
-    let mut summary = ScoreSummary { rows: 0, chunks: 0 };
+    let mut rejects = match &options.on_error {
+        OnError::Fail => None,
+        OnError::Skip { rejects } => Some(Rejects::create(rejects)?),
+    };
+    let mut summary = ScoreSummary {
+        rows: 0,
+        chunks: 0,
+        rejected: 0,
+    };
     for path in files {
         let mut score = |ids: Option<Vec<String>>,
                          matrix: &berth_core::FeatureMatrix,
@@ -186,14 +197,68 @@ pub fn score_files(
                     id_column: &options.id_column,
                 };
                 let mut reader = TableReader::open(path, &features, options.chunk_rows)?;
+                if rejects.is_some() {
+                    reader = reader.skip_bad_rows();
+                }
                 while let Some(chunk) = reader.next_chunk()? {
-                    score(chunk.ids, &chunk.features, chunk.first_row)?;
+                    if let Some(rejects) = &mut rejects {
+                        rejects.write(path, &chunk.rejected)?;
+                    }
+                    if chunk.features.rows() > 0 {
+                        score(chunk.ids, &chunk.features, chunk.first_row)?;
+                    }
                 }
             }
         }
     }
     writer.finish()?;
+    if let Some(rejects) = rejects {
+        summary.rejected = rejects.finish()?;
+    }
     Ok(summary)
+}
+
+/// The rejects file: one CSV line per row left out.
+struct Rejects {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    count: usize,
+}
+
+impl Rejects {
+    fn create(path: &Path) -> Result<Self, BatchError> {
+        let file = std::fs::File::create(path).map_err(|e| TableError::io(path, e))?;
+        let mut out = std::io::BufWriter::new(file);
+        writeln!(out, "file,row,column,expected,got").map_err(|e| TableError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out,
+            count: 0,
+        })
+    }
+
+    fn write(&mut self, file: &Path, rows: &[RejectedRow]) -> Result<(), BatchError> {
+        for r in rows {
+            let cells = [
+                file.display().to_string(),
+                r.row.to_string(),
+                r.column.clone(),
+                r.expected.to_string(),
+                r.got.clone(),
+            ];
+            let line: Vec<String> = cells.iter().map(|c| csv_escape(c)).collect();
+            writeln!(self.out, "{}", line.join(",")).map_err(|e| TableError::io(&self.path, e))?;
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<usize, BatchError> {
+        self.out
+            .flush()
+            .map_err(|e| TableError::io(&self.path, e))?;
+        Ok(self.count)
+    }
 }
 
 /// A Parquet file's raw columns in batches (what a feature spec reads).

@@ -12,4 +12,4 @@ pub mod sink;
 
 pub use error::BatchError;
 pub use job::{ScoringVersion, Shard, count_rows, input_files, score_files};
-pub use score::{ScoreOptions, ScoreSummary, score_file};
+pub use score::{OnError, ScoreOptions, ScoreSummary, score_file};

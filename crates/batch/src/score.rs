@@ -15,6 +15,8 @@ pub struct ScoreOptions {
     pub chunk_rows: usize,
     /// Column carried from input to output as the row id, when the input has it.
     pub id_column: String,
+    /// What a row with a value that cannot be read does to the run.
+    pub on_error: OnError,
 }
 
 impl Default for ScoreOptions {
@@ -22,8 +24,19 @@ impl Default for ScoreOptions {
         Self {
             chunk_rows: 16_384,
             id_column: "id".into(),
+            on_error: OnError::Fail,
         }
     }
+}
+
+/// What a bad row (a value that is not a number where one belongs) does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnError {
+    /// The run stops with an error naming the file, row and column.
+    Fail,
+    /// The row is left out and written to this rejects file (CSV: file, row, column,
+    /// expected, got); the run goes on.
+    Skip { rejects: PathBuf },
 }
 
 /// What a scoring run did.
@@ -31,6 +44,8 @@ impl Default for ScoreOptions {
 pub struct ScoreSummary {
     pub rows: usize,
     pub chunks: usize,
+    /// Rows left out and written to the rejects file.
+    pub rejected: usize,
 }
 
 /// Scores every row of `input` with `model` and writes the predictions to `output` (CSV on
@@ -50,7 +65,11 @@ pub fn score_file(
     };
     let mut reader = TableReader::open(input, &features, options.chunk_rows)?;
     let mut writer = TableWriter::create(output, &options.id_column)?;
-    let mut summary = ScoreSummary { rows: 0, chunks: 0 };
+    let mut summary = ScoreSummary {
+        rows: 0,
+        chunks: 0,
+        rejected: 0,
+    };
     while let Some(chunk) = reader.next_chunk()? {
         let rows = chunk.features.rows();
         let outputs = model

@@ -195,7 +195,8 @@ impl TableWriter {
     }
 }
 
-fn csv_escape(v: &str) -> String {
+/// A CSV cell: quoted when it holds a comma, a quote or a line break.
+pub(crate) fn csv_escape(v: &str) -> String {
     if v.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {

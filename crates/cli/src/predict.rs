@@ -36,6 +36,7 @@ pub fn run(args: PredictArgs, threads: usize) -> anyhow::Result<()> {
     let score = ScoreOptions {
         chunk_rows: args.chunk_rows,
         id_column: args.id_column,
+        ..ScoreOptions::default()
     };
     let summary = score_file(
         model.as_ref(),

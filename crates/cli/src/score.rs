@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use berth_batch::{ScoreOptions, ScoringVersion, Shard, count_rows, input_files, score_files};
+use berth_batch::{
+    OnError, ScoreOptions, ScoringVersion, Shard, count_rows, input_files, score_files,
+};
 use berth_registry::{ModelRef, Registry, RegistryError};
 use berth_runtime::LoadOptions;
 use berth_serve::live::load_version;
@@ -35,6 +37,19 @@ pub struct ScoreArgs {
     /// Rows per batch handed to the model.
     #[arg(long, default_value_t = 16_384)]
     chunk_rows: usize,
+    /// A row with a value that cannot be read: `fail` stops the run naming its row and column;
+    /// `skip` leaves it out and writes it to the rejects file.
+    #[arg(long, value_enum, default_value = "fail")]
+    on_error: OnErrorArg,
+    /// Where skipped rows go [default: OUTPUT.rejects.csv].
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnErrorArg {
+    Fail,
+    Skip,
 }
 
 /// The version `target` names: an endpoint's primary, or a model reference.
@@ -88,9 +103,33 @@ pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::
         features: loaded.features.as_deref(),
         label: label.clone(),
     };
+    let on_error = match (args.on_error, &args.rejects, &args.output) {
+        (OnErrorArg::Fail, _, _) => OnError::Fail,
+        (OnErrorArg::Skip, Some(rejects), _) => OnError::Skip {
+            rejects: rejects.clone(),
+        },
+        (OnErrorArg::Skip, None, Some(output)) => {
+            let mut rejects = output.as_os_str().to_owned();
+            rejects.push(".rejects.csv");
+            OnError::Skip {
+                rejects: rejects.into(),
+            }
+        }
+        (OnErrorArg::Skip, None, None) => {
+            return Err(crate::UsageError(
+                "--on-error skip writing to standard output needs --rejects FILE".into(),
+            )
+            .into());
+        }
+    };
+    let rejects = match &on_error {
+        OnError::Skip { rejects } => Some(rejects.clone()),
+        OnError::Fail => None,
+    };
     let options = ScoreOptions {
         chunk_rows: args.chunk_rows,
         id_column: args.id_column,
+        on_error,
     };
     let summary = score_files(&scoring, &files, args.output.as_deref(), &options, |rows| {
         bar.set_position(rows as u64);
@@ -98,6 +137,13 @@ pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::
     .with_context(|| format!("scoring {} with {label}", args.input.display()))?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(rejects) = &rejects {
+        eprintln!(
+            "{} row(s) skipped, written to {}",
+            summary.rejected,
+            rejects.display()
+        );
+    }
     eprintln!(
         "scored {} rows from {} file(s) in {seconds:.2} s ({:.0} rows/s) with {label} -> {}",
         summary.rows,

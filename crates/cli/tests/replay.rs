@@ -140,7 +140,14 @@ fn replay_compares_a_version_with_what_was_served() {
             "--from",
         ),
         (
-            vec!["replay", "churn", "--from", "99999999999999d", "--version", "1"],
+            vec![
+                "replay",
+                "churn",
+                "--from",
+                "99999999999999d",
+                "--version",
+                "1",
+            ],
             "too long ago",
         ),
         (

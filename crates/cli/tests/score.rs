@@ -134,6 +134,53 @@ fn a_version_scores_files_folders_and_shards() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 301);
 
+    // Bad rows: named by row and column, and either the end of the run or skipped to a file.
+    let bad = dir.path().join("bad.csv");
+    let mut lines: Vec<String> = text.lines().take(11).map(str::to_string).collect();
+    for (line, column) in [(3, 1), (7, 5)] {
+        let mut cells: Vec<&str> = lines[line].split(',').collect();
+        cells[column] = if column == 1 { "abc" } else { "?" };
+        lines[line] = cells.join(",");
+    }
+    std::fs::write(&bad, lines.join("\n") + "\n").expect("bad rows");
+    let names: Vec<&str> = header.split(',').collect();
+    let out = cli(&["score", "churn/1", "--input", path(&bad)]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("row 3") && err.contains(names[1]), "{err}");
+    let scored = dir.path().join("good.csv");
+    let out = cli(&[
+        "score",
+        "churn/1",
+        "--input",
+        path(&bad),
+        "--on-error",
+        "skip",
+        "--output",
+        path(&scored),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, rows) = read_csv(&std::fs::read_to_string(&scored).expect("scored"));
+    let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(ids, ["0", "1", "3", "4", "5", "7", "8", "9"]);
+    let rejects =
+        std::fs::read_to_string(dir.path().join("good.csv.rejects.csv")).expect("rejects");
+    let (rheader, rejected) = read_csv(&rejects);
+    assert_eq!(rheader, ["file", "row", "column", "expected", "got"]);
+    assert_eq!(rejected.len(), 2, "{rejects}");
+    assert_eq!(
+        (rejected[0][1].as_str(), rejected[0][2].as_str()),
+        ("3", names[1])
+    );
+    assert_eq!(
+        (rejected[1][1].as_str(), rejected[1][2].as_str()),
+        ("7", names[5])
+    );
+
     for (args, says) in [
         (
             vec!["score", "nope", "--input", path(&eval)],

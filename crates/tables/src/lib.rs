@@ -64,6 +64,38 @@ pub struct Chunk {
     pub first_row: usize,
     pub ids: Option<Vec<String>>,
     pub features: FeatureMatrix,
+    /// Rows left out because a value could not be read (with [`TableReader::skip_bad_rows`]).
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// A row left out: where, and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// 1-based row of the file (the header not counted).
+    pub row: usize,
+    pub column: String,
+    pub expected: &'static str,
+    pub got: String,
+}
+
+impl RejectedRow {
+    fn of(e: TableError) -> Result<Self, TableError> {
+        match e {
+            TableError::Value {
+                row,
+                column,
+                expected,
+                got,
+                ..
+            } => Ok(Self {
+                row,
+                column,
+                expected,
+                got,
+            }),
+            other => Err(other),
+        }
+    }
 }
 
 /// Where each feature (and the id) comes from in the file's columns.
@@ -144,6 +176,9 @@ pub struct TableReader {
     chunk_rows: usize,
     /// Physical line of the next JSON line (for messages; blank lines are skipped).
     line_no: usize,
+    /// Leave rows with an unreadable value out (reported in [`Chunk::rejected`]) instead of
+    /// failing.
+    skip_bad_rows: bool,
 }
 
 fn open(path: &Path) -> Result<File, TableError> {
@@ -244,7 +279,17 @@ impl TableReader {
             next_row: 0,
             chunk_rows,
             line_no,
+            skip_bad_rows: false,
         })
+    }
+
+    /// Leaves rows with a value that cannot be read out of the chunks, reporting each in
+    /// [`Chunk::rejected`], instead of failing at the first.
+    pub fn skip_bad_rows(self) -> Self {
+        Self {
+            skip_bad_rows: true,
+            ..self
+        }
     }
 
     fn open_json_lines(
@@ -321,6 +366,9 @@ impl TableReader {
         let width = self.plan.feature_columns.len();
         let mut values = Vec::with_capacity(self.chunk_rows * width);
         let mut ids: Vec<String> = Vec::new();
+        let mut rejected = Vec::new();
+        // Rows read from the file, rejected ones included (they keep their numbers).
+        let mut read = 0;
         let rows = match &mut self.reader {
             Reader::Csv(reader) => {
                 let mut record = csv::StringRecord::new();
@@ -332,17 +380,33 @@ impl TableReader {
                     if !more {
                         break;
                     }
-                    let row = first_row + rows + 1;
+                    let row = first_row + read + 1;
+                    read += 1;
+                    let start = values.len();
+                    let mut bad = None;
                     for &c in &self.plan.feature_columns {
                         let field = record.get(c).unwrap_or("");
-                        let name = &self.plan.names[c];
-                        values.push(parse_text(field).ok_or_else(|| TableError::Value {
-                            path: self.path.clone(),
-                            row,
-                            column: name.to_string(),
-                            expected: "a number",
-                            got: format!("{field:?}"),
-                        })?);
+                        match parse_text(field) {
+                            Some(x) => values.push(x),
+                            None => {
+                                bad = Some(TableError::Value {
+                                    path: self.path.clone(),
+                                    row,
+                                    column: self.plan.names[c].to_string(),
+                                    expected: "a number",
+                                    got: format!("{field:?}"),
+                                });
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(e) = bad {
+                        values.truncate(start);
+                        if !self.skip_bad_rows {
+                            return Err(e);
+                        }
+                        rejected.push(RejectedRow::of(e)?);
+                        continue;
                     }
                     if let Some(c) = self.plan.id_column {
                         ids.push(record.get(c).unwrap_or("").to_string());
@@ -351,19 +415,26 @@ impl TableReader {
                 }
                 rows
             }
-            Reader::JsonLines { .. } => self.json_rows(first_row, &mut values, &mut ids)?,
-            Reader::Parquet { .. } => self.parquet_rows(&mut values, &mut ids)?,
+            Reader::JsonLines { .. } => {
+                self.json_rows(first_row, &mut values, &mut ids, &mut rejected, &mut read)?
+            }
+            Reader::Parquet { .. } => {
+                let rows = self.parquet_rows(&mut values, &mut ids)?;
+                read = rows;
+                rows
+            }
         };
-        if rows == 0 {
+        if read == 0 {
             return Ok(None);
         }
-        self.next_row += rows;
+        self.next_row += read;
         let features =
             FeatureMatrix::new(rows, width, values).map_err(|e| TableError::read(&self.path, e))?;
         Ok(Some(Chunk {
             first_row,
             ids: self.plan.id_column.map(|_| ids),
             features,
+            rejected,
         }))
     }
 
@@ -372,6 +443,8 @@ impl TableReader {
         first_row: usize,
         values: &mut Vec<f32>,
         ids: &mut Vec<String>,
+        rejected: &mut Vec<RejectedRow>,
+        read: &mut usize,
     ) -> Result<usize, TableError> {
         let Reader::JsonLines {
             lines,
@@ -403,7 +476,8 @@ impl TableReader {
                     }
                 },
             };
-            let row = first_row + rows + 1;
+            let row = first_row + *read + 1;
+            *read += 1;
             let bad = |column: &str, expected, got: String| TableError::Value {
                 path: self.path.clone(),
                 row,
@@ -411,57 +485,76 @@ impl TableReader {
                 expected,
                 got,
             };
-            match (&value, *positional) {
-                (Value::Object(map), false) => {
-                    for &c in &self.plan.feature_columns {
-                        let name = &self.plan.names[c];
-                        let v = map.get(name).unwrap_or(&Value::Null);
-                        values.push(
-                            parse_json(v)
-                                .ok_or_else(|| bad(name, "a number or null", v.to_string()))?,
-                        );
-                    }
-                    if let Some(c) = self.plan.id_column {
-                        ids.push(
+            let start = values.len();
+            let outcome: Result<Option<String>, TableError> = 'row: {
+                match (&value, *positional) {
+                    (Value::Object(map), false) => {
+                        for &c in &self.plan.feature_columns {
+                            let name = &self.plan.names[c];
+                            let v = map.get(name).unwrap_or(&Value::Null);
+                            match parse_json(v) {
+                                Some(x) => values.push(x),
+                                None => {
+                                    break 'row Err(bad(name, "a number or null", v.to_string()));
+                                }
+                            }
+                        }
+                        Ok(self.plan.id_column.map(|c| {
                             map.get(&self.plan.names[c])
                                 .map(json_id)
-                                .unwrap_or_default(),
-                        );
+                                .unwrap_or_default()
+                        }))
                     }
-                }
-                (Value::Array(items), true) => {
-                    if items.len() != self.plan.names.len() {
+                    (Value::Array(items), true) => {
+                        if items.len() != self.plan.names.len() {
+                            return Err(TableError::read(
+                                &self.path,
+                                format!(
+                                    "line {line_no}: expected {} values, got {}",
+                                    self.plan.names.len(),
+                                    items.len()
+                                ),
+                            ));
+                        }
+                        for &c in &self.plan.feature_columns {
+                            let v = &items[c];
+                            match parse_json(v) {
+                                Some(x) => values.push(x),
+                                None => {
+                                    break 'row Err(bad(
+                                        &self.plan.names[c],
+                                        "a number or null",
+                                        v.to_string(),
+                                    ));
+                                }
+                            }
+                        }
+                        Ok(self.plan.id_column.map(|c| json_id(&items[c])))
+                    }
+                    (other, positional) => {
+                        let expected = if positional {
+                            "a JSON array"
+                        } else {
+                            "a JSON object"
+                        };
                         return Err(TableError::read(
                             &self.path,
                             format!(
-                                "line {line_no}: expected {} values, got {}",
-                                self.plan.names.len(),
-                                items.len()
+                                "line {line_no}: expected {expected} like the first line, got {other}"
                             ),
                         ));
                     }
-                    for &c in &self.plan.feature_columns {
-                        let v = &items[c];
-                        values.push(parse_json(v).ok_or_else(|| {
-                            bad(&self.plan.names[c], "a number or null", v.to_string())
-                        })?);
-                    }
-                    if let Some(c) = self.plan.id_column {
-                        ids.push(json_id(&items[c]));
-                    }
                 }
-                (other, positional) => {
-                    let expected = if positional {
-                        "a JSON array"
-                    } else {
-                        "a JSON object"
-                    };
-                    return Err(TableError::read(
-                        &self.path,
-                        format!(
-                            "line {line_no}: expected {expected} like the first line, got {other}"
-                        ),
-                    ));
+            };
+            match outcome {
+                Ok(id) => ids.extend(id),
+                Err(e) => {
+                    values.truncate(start);
+                    if !self.skip_bad_rows {
+                        return Err(e);
+                    }
+                    rejected.push(RejectedRow::of(e)?);
+                    continue;
                 }
             }
             rows += 1;
