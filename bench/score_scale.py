@@ -57,7 +57,8 @@ def reference(data: Path, threads: int) -> None:
     booster = xgb.Booster(model_file=str(ROOT / "fixtures/models/xgb_classifier.json"))
     booster.set_param({"nthread": threads})
     start = time.perf_counter()
-    booster.predict(xgb.DMatrix(X, missing=np.nan, nthread=threads))
+    names = [table.schema.field(i).name for i in range(1, table.num_columns)]
+    booster.predict(xgb.DMatrix(X, missing=np.nan, nthread=threads, feature_names=names))
     xgb_s = time.perf_counter() - start
 
     print(f"read (pyarrow to numpy, not in the figures below): {read:.2f} s")
