@@ -4,21 +4,7 @@
 
 mod common;
 
-use common::{berth, fixtures, path};
-
-fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .expect("header")
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    let rows = lines
-        .map(|l| l.split(',').map(str::to_string).collect())
-        .collect();
-    (header, rows)
-}
+use common::{berth, berth_ok, fixtures, path, read_csv};
 
 #[test]
 fn fit_then_apply_matches_numpy_on_the_training_data() {
@@ -26,7 +12,7 @@ fn fit_then_apply_matches_numpy_on_the_training_data() {
     let spec = fixtures().join("features/spec.yaml");
     let data = fixtures().join("data/churn_train.parquet");
     let fitted = dir.path().join("fitted.yaml");
-    let out = berth(&[
+    berth_ok(&[
         "features",
         "fit",
         path(&spec),
@@ -34,11 +20,6 @@ fn fit_then_apply_matches_numpy_on_the_training_data() {
         "-o",
         path(&fitted),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = std::fs::read_to_string(&fitted).expect("fitted spec");
     assert!(text.contains("vocabulary"), "{text}");
     // Fitting is deterministic.
@@ -58,7 +39,7 @@ fn fit_then_apply_matches_numpy_on_the_training_data() {
     assert_eq!(std::fs::read(&again).expect("again"), text.as_bytes());
 
     let matrix = dir.path().join("train.csv");
-    let out = berth(&[
+    berth_ok(&[
         "features",
         "apply",
         path(&fitted),
@@ -66,15 +47,8 @@ fn fit_then_apply_matches_numpy_on_the_training_data() {
         "-o",
         path(&matrix),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (header, rows) = read_csv(&std::fs::read_to_string(&matrix).expect("matrix"));
-    let (want_header, want) = read_csv(
-        &std::fs::read_to_string(fixtures().join("features/expected.csv")).expect("expected"),
-    );
+    let (header, rows) = read_csv(&matrix);
+    let (want_header, want) = read_csv(&fixtures().join("features/expected.csv"));
     assert_eq!(header, want_header);
     assert_eq!(rows.len(), 5000);
     for (r, expected) in want.iter().enumerate() {
@@ -93,7 +67,7 @@ fn fit_then_apply_matches_numpy_on_the_training_data() {
     }
     // The same matrix as Parquet.
     let parquet = dir.path().join("train.parquet");
-    let out = berth(&[
+    berth_ok(&[
         "features",
         "apply",
         path(&fitted),
@@ -101,11 +75,6 @@ fn fit_then_apply_matches_numpy_on_the_training_data() {
         "-o",
         path(&parquet),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let file = std::fs::File::open(&parquet).expect("parquet");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .expect("parquet");
@@ -279,7 +248,7 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
         "-o",
         path(&offline),
     ]);
-    let (header, offline) = read_csv(&std::fs::read_to_string(&offline).expect("predictions"));
+    let (header, offline) = read_csv(&offline);
     let p1 = header.iter().position(|h| h == "p_1").expect("p_1 column");
 
     // Online: the version registered with its fitted spec takes the raw fields.
@@ -300,7 +269,7 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
     );
     // Batch: the registered version scores the raw data through its spec.
     let scored = dir.path().join("batch.csv");
-    let out = berth(&[
+    berth_ok(&[
         "--store",
         store,
         "score",
@@ -310,12 +279,7 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
         "--output",
         path(&scored),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (batch_header, batch) = read_csv(&std::fs::read_to_string(&scored).expect("scored"));
+    let (batch_header, batch) = read_csv(&scored);
     let batch_p1 = batch_header.iter().position(|h| h == "p_1").expect("p_1");
     let version = batch_header
         .iter()
@@ -369,10 +333,8 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
         );
     }
     // And both equal xgboost's own predictions on numpy's features (first 300 rows).
-    let (_, reference) = read_csv(
-        &std::fs::read_to_string(fixtures().join("features/churn_features_xgb.json.expected.csv"))
-            .expect("reference"),
-    );
+    let (_, reference) =
+        read_csv(&fixtures().join("features/churn_features_xgb.json.expected.csv"));
     for (r, want) in reference.iter().enumerate() {
         let (got, want): (f64, f64) = (
             offline[r][p1].parse().expect("number"),

@@ -5,25 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{berth, fixtures, path};
-
-/// Rows of a CSV as (header, records).
-fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .expect("header")
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    (
-        header,
-        lines
-            .map(|l| l.split(',').map(str::to_owned).collect())
-            .collect(),
-    )
-}
+use common::{berth, fixtures, path, read_csv};
 
 fn check_against_reference(model: &str, input: &Path) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -187,6 +187,24 @@ impl Traffic {
     }
 }
 
+/// Rolls `challenger` out under traffic with `flags` until the rollout's state is `until`;
+/// every request meanwhile must be answered. Returns the setup, the final rollout and the
+/// answers.
+fn roll_out(challenger: &str, flags: &str, until: &str) -> (Setup, Value, Vec<(u16, String)>) {
+    let setup = Setup::new(challenger);
+    let traffic = Traffic::start(&setup.server().address, 2);
+    setup.start_rollout(flags);
+    let done = setup.wait_for(Duration::from_secs(60), |r| r["state"]["state"] == until);
+    let answers = traffic.finish();
+    assert_all_answered(&answers);
+    (setup, done, answers)
+}
+
+fn assert_all_answered(answers: &[(u16, String)]) {
+    let failed = failed(answers);
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+}
+
 fn failed(answers: &[(u16, String)]) -> Vec<&(u16, String)> {
     answers
         .iter()
@@ -209,17 +227,10 @@ fn champion(setup: &Setup) -> i64 {
 
 #[test]
 fn a_good_challenger_is_shadowed_then_canaried_then_promoted() {
-    let setup = Setup::new("lgbm_classifier.txt");
-    let traffic = Traffic::start(&setup.server().address, 2);
-    setup.start_rollout("--shadow 2s --steps 50,100 --bake 2s --min-requests 20 --check error_rate:max_increase=0.01 --check shadow_agreement:min=0.7 --check prediction_drift:max=1");
-    let done = setup.wait_for(Duration::from_secs(60), |r| {
-        r["state"]["state"] == "promoted"
-    });
-    let answers = traffic.finish();
-    assert!(
-        failed(&answers).is_empty(),
-        "failed requests: {:?}",
-        failed(&answers)
+    let (setup, done, answers) = roll_out(
+        "lgbm_classifier.txt",
+        "--shadow 2s --steps 50,100 --bake 2s --min-requests 20 --check error_rate:max_increase=0.01 --check shadow_agreement:min=0.7 --check prediction_drift:max=1",
+        "promoted",
     );
     assert!(
         answered_by(&answers, "churn/2") > 0,
@@ -267,17 +278,10 @@ fn a_good_challenger_is_shadowed_then_canaried_then_promoted() {
 
 #[test]
 fn a_challenger_with_wrong_outputs_is_rolled_back_by_shadow_agreement() {
-    let setup = Setup::new("xgb_classifier_wrong.onnx");
-    let traffic = Traffic::start(&setup.server().address, 2);
-    setup.start_rollout("--shadow 2s --steps 50,100 --bake 2s --min-requests 20 --check shadow_agreement:min=0.9 --check prediction_drift:max=0.5");
-    let done = setup.wait_for(Duration::from_secs(60), |r| {
-        r["state"]["state"] == "rolled_back"
-    });
-    let answers = traffic.finish();
-    assert!(
-        failed(&answers).is_empty(),
-        "failed requests: {:?}",
-        failed(&answers)
+    let (setup, done, answers) = roll_out(
+        "xgb_classifier_wrong.onnx",
+        "--shadow 2s --steps 50,100 --bake 2s --min-requests 20 --check shadow_agreement:min=0.9 --check prediction_drift:max=0.5",
+        "rolled_back",
     );
     // A shadow never answers: no client saw the wrong model.
     assert_eq!(answered_by(&answers, "churn/2"), 0);
@@ -326,19 +330,10 @@ fn a_challenger_with_wrong_outputs_is_rolled_back_by_shadow_agreement() {
 
 #[test]
 fn a_slow_challenger_is_rolled_back_by_its_p99_latency() {
-    let setup = Setup::new("xgb_classifier_slow.onnx");
-    let traffic = Traffic::start(&setup.server().address, 2);
-    setup.start_rollout(
+    let (setup, done, _) = roll_out(
+        "xgb_classifier_slow.onnx",
         "--shadow 0 --steps 50,100 --bake 3s --min-requests 20 --check p99_latency_ms:max_ratio=3",
-    );
-    let done = setup.wait_for(Duration::from_secs(60), |r| {
-        r["state"]["state"] == "rolled_back"
-    });
-    let answers = traffic.finish();
-    assert!(
-        failed(&answers).is_empty(),
-        "failed requests: {:?}",
-        failed(&answers)
+        "rolled_back",
     );
     assert_eq!(champion(&setup), 1);
     let analysis = done["history"]
@@ -383,11 +378,7 @@ fn forced_promotions_and_rollbacks_under_traffic_fail_no_request() {
     }
     let answers = traffic.finish();
     assert!(answers.len() > 100, "{} answers", answers.len());
-    assert!(
-        failed(&answers).is_empty(),
-        "failed requests: {:?}",
-        failed(&answers)
-    );
+    assert_all_answered(&answers);
     assert!(answered_by(&answers, "churn/2") > 0);
     assert!(answered_by(&answers, "churn/1") > 0);
 }
@@ -416,11 +407,7 @@ fn a_restart_mid_canary_resumes_the_same_rollout_at_the_same_step() {
         r["state"]["state"] == "promoted"
     });
     let answers = traffic.finish();
-    assert!(
-        failed(&answers).is_empty(),
-        "failed requests: {:?}",
-        failed(&answers)
-    );
+    assert_all_answered(&answers);
     let steps: Vec<Value> = done["history"]
         .as_array()
         .expect("history")
@@ -533,7 +520,7 @@ fn too_little_traffic_pauses_the_step_until_resumed() {
         r["state"]["state"] == "promoted"
     });
     let answers = traffic.finish();
-    assert!(failed(&answers).is_empty(), "{:?}", failed(&answers));
+    assert_all_answered(&answers);
     assert!(answered_by(&answers, "churn/2") > 0);
     let by: Vec<String> = done["history"]
         .as_array()

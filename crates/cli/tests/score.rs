@@ -4,23 +4,7 @@
 
 mod common;
 
-use common::{berth, fixtures, path};
-
-fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut lines = text.lines();
-    let header = lines
-        .next()
-        .expect("header")
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    (
-        header,
-        lines
-            .map(|l| l.split(',').map(str::to_string).collect())
-            .collect(),
-    )
-}
+use common::{berth, berth_ok, fixtures, path, read_csv};
 
 #[test]
 fn a_version_scores_files_folders_and_shards() {
@@ -28,6 +12,7 @@ fn a_version_scores_files_folders_and_shards() {
     let store = dir.path().join("data");
     let store = path(&store);
     let cli = |args: &[&str]| berth(&[&["--store", store], args].concat());
+    let cli_ok = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
     let model = fixtures().join("models/xgb_classifier.json");
     assert!(
         cli(&["models", "register", "churn", path(&model)])
@@ -46,10 +31,7 @@ fn a_version_scores_files_folders_and_shards() {
     );
 
     let eval = fixtures().join("data/eval_features.csv");
-    let (_, expected) = read_csv(
-        &std::fs::read_to_string(fixtures().join("models/xgb_classifier.json.expected.csv"))
-            .expect("expected"),
-    );
+    let (_, expected) = read_csv(&fixtures().join("models/xgb_classifier.json.expected.csv"));
     for target in ["churn-api", "churn@champion", "churn/1"] {
         let out_file = dir.path().join("scored.csv");
         let out = cli(&[
@@ -65,7 +47,7 @@ fn a_version_scores_files_folders_and_shards() {
             "{target}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let (header, rows) = read_csv(&std::fs::read_to_string(&out_file).expect("scored"));
+        let (header, rows) = read_csv(&out_file);
         assert_eq!(
             header,
             ["id", "label", "p_0", "p_1", "version", "prediction_id"]
@@ -100,7 +82,7 @@ fn a_version_scores_files_folders_and_shards() {
     let mut seen = Vec::new();
     for shard in ["0/2", "1/2"] {
         let out_file = dir.path().join(format!("shard-{}.csv", &shard[..1]));
-        let out = cli(&[
+        cli_ok(&[
             "score",
             "churn/1",
             "--input",
@@ -110,12 +92,7 @@ fn a_version_scores_files_folders_and_shards() {
             "--output",
             path(&out_file),
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (_, rows) = read_csv(&std::fs::read_to_string(&out_file).expect("shard"));
+        let (_, rows) = read_csv(&out_file);
         assert!(
             !rows.is_empty() && rows.len() < body.len(),
             "a shard is a share"
@@ -126,13 +103,8 @@ fn a_version_scores_files_folders_and_shards() {
     assert_eq!(seen, (0..body.len()).collect::<Vec<_>>());
     // A pattern picks files by name.
     let pattern = parts.join("part-1*.csv");
-    let out = cli(&["score", "churn/1", "--input", path(&pattern)]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 301);
+    let stdout = cli_ok(&["score", "churn/1", "--input", path(&pattern)]);
+    assert_eq!(stdout.lines().count(), 301);
 
     // Bad rows: named by row and column, and either the end of the run or skipped to a file.
     let bad = dir.path().join("bad.csv");
@@ -149,7 +121,7 @@ fn a_version_scores_files_folders_and_shards() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("row 3") && err.contains(names[1]), "{err}");
     let scored = dir.path().join("good.csv");
-    let out = cli(&[
+    cli_ok(&[
         "score",
         "churn/1",
         "--input",
@@ -159,19 +131,13 @@ fn a_version_scores_files_folders_and_shards() {
         "--output",
         path(&scored),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (_, rows) = read_csv(&std::fs::read_to_string(&scored).expect("scored"));
+    let (_, rows) = read_csv(&scored);
     let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(ids, ["0", "1", "3", "4", "5", "7", "8", "9"]);
-    let rejects =
-        std::fs::read_to_string(dir.path().join("good.csv.rejects.csv")).expect("rejects");
+    let rejects = dir.path().join("good.csv.rejects.csv");
     let (rheader, rejected) = read_csv(&rejects);
     assert_eq!(rheader, ["file", "row", "column", "expected", "got"]);
-    assert_eq!(rejected.len(), 2, "{rejects}");
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
     assert_eq!(
         (rejected[0][1].as_str(), rejected[0][2].as_str()),
         ("3", names[1])

@@ -68,9 +68,15 @@ impl fmt::Display for ExprError {
     }
 }
 
+/// Nesting deeper than this is refused (the parser recurses; a spec can come over the API).
+pub const MAX_DEPTH: usize = 64;
+/// Longer expressions are refused.
+pub const MAX_LENGTH: usize = 4096;
+
 struct Parser<'a> {
     text: &'a str,
     at: usize,
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -133,10 +139,17 @@ impl<'a> Parser<'a> {
 
     /// unary := '-' unary | atom
     fn unary(&mut self) -> Result<Expr, ExprError> {
-        if self.eat('-') {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return self.error(format!("nested more than {MAX_DEPTH} levels deep"));
         }
-        self.atom()
+        let parsed = if self.eat('-') {
+            self.unary().map(|e| Expr::Neg(Box::new(e)))
+        } else {
+            self.atom()
+        };
+        self.depth -= 1;
+        parsed
     }
 
     /// atom := number | name | name '(' args ')' | '(' sum ')'
@@ -218,7 +231,17 @@ impl<'a> Parser<'a> {
 impl Expr {
     /// Parses an expression; the error names the character where it went wrong.
     pub fn parse(text: &str) -> Result<Self, ExprError> {
-        let mut parser = Parser { text, at: 0 };
+        if text.len() > MAX_LENGTH {
+            return Err(ExprError {
+                position: MAX_LENGTH,
+                message: format!("longer than {MAX_LENGTH} characters"),
+            });
+        }
+        let mut parser = Parser {
+            text,
+            at: 0,
+            depth: 0,
+        };
         let expr = parser.sum()?;
         if parser.peek().is_some() {
             return parser.error("unexpected text after the expression");
@@ -357,6 +380,12 @@ mod tests {
             ("min(a)", 0, "takes 2"),
             ("a $ b", 2, "unexpected text"),
             ("1..2", 0, "not a number"),
+            (
+                &format!("{}1{}", "(".repeat(100), ")".repeat(100)),
+                64,
+                "nested more than",
+            ),
+            (&"-".repeat(100), 64, "nested more than"),
         ] {
             let err = Expr::parse(text).expect_err(text);
             assert_eq!(err.position, at, "{text}: {err}");

@@ -24,8 +24,8 @@ pub fn berth(args: &[&str]) -> Output {
         .expect("berth runs")
 }
 
-/// Runs `berth ARGS`, which must succeed.
-pub fn berth_ok(args: &[&str]) {
+/// Runs `berth ARGS`, which must succeed; returns its standard output.
+pub fn berth_ok(args: &[&str]) -> String {
     let out = berth(args);
     assert!(
         out.status.success(),
@@ -33,6 +33,23 @@ pub fn berth_ok(args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A CSV file as (header, rows of cells); cells are split on commas (no quoting).
+pub fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_owned)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_owned).collect())
+        .collect();
+    (header, rows)
 }
 
 /// `p` as an argument.
