@@ -170,10 +170,13 @@ fn unfitted_specs_and_missing_fields_are_refused_by_name() {
     );
 }
 
-/// The raw training rows as JSON records of the fields the fitted spec reads.
-fn raw_records(fields: &[&str]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+/// The rows of `data` as JSON records of the fields the fitted spec reads.
+fn raw_records(
+    data: &std::path::Path,
+    fields: &[&str],
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
     use arrow_array::{Array, Float64Array, StringArray};
-    let file = std::fs::File::open(fixtures().join("data/churn_train.parquet")).expect("data");
+    let file = std::fs::File::open(data).expect("data");
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .expect("parquet")
         .build()
@@ -187,12 +190,15 @@ fn raw_records(fields: &[&str]) -> Vec<serde_json::Map<String, serde_json::Value
                 let column = batch.column_by_name(name).expect("column");
                 let value = if column.is_null(r) {
                     serde_json::Value::Null
-                } else if let Some(x) = column.as_any().downcast_ref::<Float64Array>() {
+                } else if column.data_type().is_numeric() {
+                    let x =
+                        arrow_cast::cast(column, &arrow_schema::DataType::Float64).expect("cast");
+                    let x = x.as_any().downcast_ref::<Float64Array>().expect("numbers");
                     serde_json::json!(x.value(r))
-                } else if let Some(t) = column.as_any().downcast_ref::<StringArray>() {
-                    serde_json::json!(t.value(r))
                 } else {
-                    panic!("{name}: unexpected type {}", column.data_type())
+                    let t = arrow_cast::cast(column, &arrow_schema::DataType::Utf8).expect("cast");
+                    let t = t.as_any().downcast_ref::<StringArray>().expect("text");
+                    serde_json::json!(t.value(r))
                 };
                 record.insert(name.to_string(), value);
             }
@@ -209,17 +215,12 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
     let store = path(&store);
     let spec = fixtures().join("features/spec.yaml");
     let data = fixtures().join("data/churn_train.parquet");
+    // 10,000 raw rows: the training rows, the evaluation rows (edge cases, missing categories)
+    // and moved rows with categories never seen in training.
+    let parity = fixtures().join("features/parity_10k.parquet");
     let model = fixtures().join("features/churn_features_xgb.json");
     let fitted = dir.path().join("fitted.yaml");
-    let ok = |args: &[&str]| {
-        let out = berth(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let ok = berth_ok;
     ok(&[
         "features",
         "fit",
@@ -234,7 +235,7 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
         "features",
         "apply",
         path(&fitted),
-        path(&data),
+        path(&parity),
         "-o",
         path(&matrix),
     ]);
@@ -275,7 +276,7 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
         "score",
         "churnf/1",
         "--input",
-        path(&data),
+        path(&parity),
         "--output",
         path(&scored),
     ]);
@@ -315,7 +316,7 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
         "region",
         "plan",
     ];
-    let records = raw_records(&fields);
+    let records = raw_records(&parity, &fields);
     assert_eq!(records.len(), offline.len());
     for (r, record) in records.iter().enumerate() {
         let body = serde_json::json!({"instances": [record]}).to_string();
