@@ -5,8 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, RecordBatch, StringArray};
-use arrow_schema::DataType;
 use berth_features::Pipeline;
 use berth_runtime::Model;
 use std::io::Write;
@@ -178,14 +176,18 @@ pub fn score_files(
         match version.features {
             Some(pipeline) => {
                 let mut first_row = 0;
-                for batch in parquet_batches(path, options.chunk_rows)? {
+                for batch in berth_tables::parquet_batches(path, options.chunk_rows)? {
                     let batch = batch?;
                     let matrix = pipeline.apply(&batch).map_err(|e| BatchError::Features {
                         path: path.clone(),
                         first_row: first_row + 1,
                         problem: e.to_string(),
                     })?;
-                    score(ids(&batch, &options.id_column), &matrix, first_row)?;
+                    score(
+                        berth_tables::id_texts(&batch, &options.id_column),
+                        &matrix,
+                        first_row,
+                    )?;
                     first_row += batch.num_rows();
                 }
             }
@@ -259,55 +261,6 @@ impl Rejects {
             .map_err(|e| TableError::io(&self.path, e))?;
         Ok(self.count)
     }
-}
-
-/// A Parquet file's raw columns in batches (what a feature spec reads).
-fn parquet_batches(
-    path: &Path,
-    rows: usize,
-) -> Result<impl Iterator<Item = Result<RecordBatch, BatchError>>, BatchError> {
-    if berth_tables::InputFormat::from_path(path)? != berth_tables::InputFormat::Parquet {
-        return Err(TableError::Format {
-            path: path.to_path_buf(),
-            expected: ".parquet (a version with a feature spec reads Parquet only, so far)",
-        }
-        .into());
-    }
-    let file = std::fs::File::open(path).map_err(|e| TableError::io(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(rows.max(1)).build())
-        .map_err(|e| TableError::Read {
-            path: path.to_path_buf(),
-            problem: e.to_string(),
-        })?;
-    let path = path.to_path_buf();
-    Ok(reader.map(move |b| {
-        b.map_err(|e| {
-            TableError::Read {
-                path: path.clone(),
-                problem: e.to_string(),
-            }
-            .into()
-        })
-    }))
-}
-
-/// The batch's id column as text, when it has one.
-fn ids(batch: &RecordBatch, id_column: &str) -> Option<Vec<String>> {
-    let column = batch.column_by_name(id_column)?;
-    let text = arrow_cast::cast(column, &DataType::Utf8).ok()?;
-    let text = text.as_any().downcast_ref::<StringArray>()?;
-    Some(
-        (0..text.len())
-            .map(|i| {
-                if text.is_null(i) {
-                    String::new()
-                } else {
-                    text.value(i).to_string()
-                }
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]

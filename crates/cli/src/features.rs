@@ -14,7 +14,6 @@ use arrow_schema::{DataType, Field, Schema};
 use berth_features::{FeatureSpec, Pipeline};
 use clap::Subcommand;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::UsageError;
 
@@ -61,22 +60,8 @@ fn read_spec(path: &Path) -> Result<FeatureSpec, UsageError> {
 
 /// The batches of a Parquet file.
 fn batches(path: &Path) -> anyhow::Result<impl Iterator<Item = anyhow::Result<RecordBatch>>> {
-    if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
-        return Err(UsageError(format!(
-            "{}: expected a .parquet file (CSV input is not supported here yet)",
-            path.display()
-        ))
-        .into());
-    }
-    let file =
-        File::open(path).map_err(|e| UsageError(format!("cannot open {}: {e}", path.display())))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| UsageError(format!("{}: not a Parquet file: {e}", path.display())))?
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .with_context(|| format!("reading {}", path.display()))?;
-    let shown = path.display().to_string();
-    Ok(reader.map(move |b| b.with_context(|| format!("reading {shown}"))))
+    let batches = berth_tables::parquet_batches(path, BATCH_ROWS)?;
+    Ok(batches.map(|b| b.map_err(anyhow::Error::from)))
 }
 
 pub fn run(command: FeaturesCommand) -> anyhow::Result<()> {
@@ -182,22 +167,6 @@ impl Sink {
         }
     }
 
-    fn ids(
-        batch: &RecordBatch,
-        id_column: &str,
-    ) -> anyhow::Result<Option<arrow_array::StringArray>> {
-        batch
-            .column_by_name(id_column)
-            .map(|c| {
-                let cast = arrow_cast::cast(c, &DataType::Utf8).context("reading the id column")?;
-                cast.as_any()
-                    .downcast_ref::<arrow_array::StringArray>()
-                    .cloned()
-                    .context("reading the id column")
-            })
-            .transpose()
-    }
-
     fn write(
         &mut self,
         batch: &RecordBatch,
@@ -209,8 +178,8 @@ impl Sink {
                 schema,
                 id_column,
             } => {
-                let ids: ArrayRef = match Self::ids(batch, id_column)? {
-                    Some(ids) => Arc::new(ids),
+                let ids: ArrayRef = match berth_tables::id_texts(batch, id_column) {
+                    Some(ids) => Arc::new(arrow_array::StringArray::from(ids)),
                     None => Arc::new(arrow_array::StringArray::new_null(matrix.rows())),
                 };
                 let mut columns = vec![ids];
@@ -228,7 +197,7 @@ impl Sink {
                 header,
                 started,
             } => {
-                let ids = Self::ids(batch, id_column)?;
+                let ids = berth_tables::id_texts(batch, id_column);
                 if !*started {
                     if ids.is_some() {
                         write!(out, "{id_column},")?;
@@ -238,11 +207,7 @@ impl Sink {
                 }
                 for (r, row) in matrix.iter_rows().enumerate() {
                     if let Some(ids) = &ids {
-                        write!(
-                            out,
-                            "{},",
-                            berth_features::columns::text_at(ids, r).unwrap_or("")
-                        )?;
+                        write!(out, "{},", ids[r])?;
                     }
                     let cells: Vec<String> = row.iter().map(|x| x.to_string()).collect();
                     writeln!(out, "{}", cells.join(","))?;

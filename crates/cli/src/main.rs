@@ -128,6 +128,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 .is_some_and(berth_registry::RegistryError::is_user_error)
             || cause.downcast_ref::<berth_runtime::LoadError>().is_some()
             || cause.downcast_ref::<berth_batch::BatchError>().is_some()
+            || cause.downcast_ref::<berth_tables::TableError>().is_some()
             || cause
                 .downcast_ref::<berth_monitor::MonitorError>()
                 .is_some_and(berth_monitor::MonitorError::is_user_error)

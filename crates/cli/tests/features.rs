@@ -117,56 +117,37 @@ fn unfitted_specs_and_missing_fields_are_refused_by_name() {
             "payment_method.transform.vocabulary",
         ],
     );
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
+    // Specs fitted on the data: each refused, naming what is wrong.
+    let fit_refused = |yaml: &str, says: &[&str]| {
+        let spec = dir.path().join("refused.yaml");
+        std::fs::write(&spec, yaml).expect("write");
+        refused(
+            &[
+                "features",
+                "fit",
+                path(&spec),
+                path(&data),
+                "-o",
+                path(&out_file),
+            ],
+            says,
+        );
+    };
+    fit_refused(
         "fields:\n  - {name: nope, type: number}\n  - {name: plan, type: category}\n  - {name: age, type: number, clip: {min: 5, max: 1}}\n",
-    )
-    .expect("write");
-    refused(
-        &[
-            "features",
-            "fit",
-            path(&bad),
-            path(&data),
-            "-o",
-            path(&out_file),
-        ],
         &["plan", "one_hot, ordinal or hash", "age", "min at most max"],
     );
-    let missing = dir.path().join("missing.yaml");
-    std::fs::write(
-        &missing,
+    fit_refused(
         "fields:\n  - {name: nope, type: number, impute: {mean: {}}}\n",
-    )
-    .expect("write");
-    refused(
-        &[
-            "features",
-            "fit",
-            path(&missing),
-            path(&data),
-            "-o",
-            path(&out_file),
-        ],
         &["nope", "not in the data"],
     );
-    let typo = dir.path().join("typo.yaml");
-    std::fs::write(
-        &typo,
+    fit_refused(
         "fields:\n  - {name: age, type: number, transfrom: {log1p: {}}}\n",
-    )
-    .expect("write");
-    refused(
-        &[
-            "features",
-            "fit",
-            path(&typo),
-            path(&data),
-            "-o",
-            path(&out_file),
-        ],
         &["transfrom"],
+    );
+    fit_refused(
+        "fields:\n  - {name: x, type: number, expr: \"age\u{a0}+ (1\"}\n",
+        &["(x).expr", "character 9: expected ')'"],
     );
 }
 

@@ -60,14 +60,7 @@ impl Setup {
 
     /// `berth --store S ARGS`, which must succeed; its stdout.
     fn cli(&self, args: &[&str]) -> String {
-        let out = berth(&[&["--store", self.store.as_str()], args].concat());
-        assert!(
-            out.status.success(),
-            "berth {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        common::berth_ok(&[&["--store", self.store.as_str()], args].concat())
     }
 
     /// `berth rollout start churn --to 2 FLAGS` (space-separated), which must succeed.

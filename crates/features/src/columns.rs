@@ -26,10 +26,17 @@ fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef, Featur
 /// The field as numbers; NaN for null.
 pub fn numbers(batch: &RecordBatch, name: &str) -> Result<Vec<f64>, FeatureError> {
     let array = column(batch, name)?;
-    let cast = arrow_cast::cast(array, &DataType::Float64).map_err(|e| FeatureError::Type {
-        field: name.to_string(),
-        expected: "numbers",
-        got: format!("{} ({e})", array.data_type()),
+    // Strict: text that is not a number is an error naming the field, not a silent null.
+    let strict = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let cast = arrow_cast::cast_with_options(array, &DataType::Float64, &strict).map_err(|e| {
+        FeatureError::Type {
+            field: name.to_string(),
+            expected: "numbers",
+            got: format!("{} ({e})", array.data_type()),
+        }
     })?;
     let values = cast
         .as_any()

@@ -57,7 +57,7 @@ impl Function {
 /// Where and why an expression does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExprError {
-    /// Byte offset in the text.
+    /// Offset in the text, in characters.
     pub position: usize,
     pub message: String,
 }
@@ -82,14 +82,18 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn error<T>(&self, message: impl Into<String>) -> Result<T, ExprError> {
         Err(ExprError {
-            position: self.at,
+            position: self.text[..self.at].chars().count(),
             message: message.into(),
         })
     }
 
     fn skip_spaces(&mut self) {
-        while self.text[self.at..].starts_with(char::is_whitespace) {
-            self.at += 1;
+        while let Some(c) = self.text[self.at..]
+            .chars()
+            .next()
+            .filter(|c| c.is_whitespace())
+        {
+            self.at += c.len_utf8();
         }
     }
 
@@ -233,7 +237,7 @@ impl Expr {
     pub fn parse(text: &str) -> Result<Self, ExprError> {
         if text.len() > MAX_LENGTH {
             return Err(ExprError {
-                position: MAX_LENGTH,
+                position: text.chars().take(MAX_LENGTH).count(),
                 message: format!("longer than {MAX_LENGTH} characters"),
             });
         }
@@ -379,6 +383,7 @@ mod tests {
             ("foo(a)", 0, "unknown function"),
             ("min(a)", 0, "takes 2"),
             ("a $ b", 2, "unexpected text"),
+            ("a\u{a0}+\u{3000}é", 4, "unexpected 'é'"),
             ("1..2", 0, "not a number"),
             (
                 &format!("{}1{}", "(".repeat(100), ")".repeat(100)),

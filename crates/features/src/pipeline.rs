@@ -438,6 +438,18 @@ mod tests {
     }
 
     #[test]
+    fn text_where_a_number_belongs_is_an_error_naming_the_field() {
+        let pipeline = Pipeline::compile(&spec("fields:\n  - {name: c, type: number}\n"))
+            .expect("compile");
+        // Column `c` holds text: "2" reads as a number, "abc" does not.
+        let err = pipeline
+            .apply(&batch(vec![None, None], vec![Some("2"), Some("abc")]))
+            .expect_err("not a number");
+        let text = err.to_string();
+        assert!(text.contains("field c") && text.contains("abc"), "{text}");
+    }
+
+    #[test]
     fn a_spec_with_open_parameters_is_not_compiled() {
         let err = Pipeline::compile(&spec(
             "fields:\n  - {name: x, type: number, impute: {mean: {}}, transform: {min_max: {}}}\n",

@@ -14,6 +14,7 @@
 //! at every registry change). The rollout controller reads them as
 //! [`WindowStats`](berth_rollout::WindowStats) and resets them when a rollout step starts.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -184,16 +185,16 @@ impl Route {
 
     /// The request's sticky key: the header's bytes, or the field's value in the first row
     /// (text as is, anything else as JSON).
-    fn sticky_key(&self, columns: &Columns, caller: &Caller<'_>) -> Option<Vec<u8>> {
+    fn sticky_key<'k>(&self, columns: &'k Columns, caller: &Caller<'k>) -> Option<Cow<'k, [u8]>> {
         match self.sticky.as_ref()? {
             StickyKey::Header(name) => caller
                 .headers
                 .and_then(|h| h.get(name.as_str()))
-                .map(|v| v.as_bytes().to_vec()),
+                .map(|v| Cow::Borrowed(v.as_bytes())),
             StickyKey::Field(name) => match columns.first(name)? {
                 Value::Null => None,
-                Value::String(s) => Some(s.as_bytes().to_vec()),
-                other => Some(other.to_string().into_bytes()),
+                Value::String(s) => Some(Cow::Borrowed(s.as_bytes())),
+                other => Some(Cow::Owned(other.to_string().into_bytes())),
             },
         }
     }

@@ -65,6 +65,20 @@ fn v2_body(row: &[serde_json::Value]) -> String {
         .to_string()
 }
 
+/// One V2 request for `row` to the endpoint; must be answered 200. Returns headers and body.
+async fn infer(app: &axum::Router, row: &[serde_json::Value]) -> (axum::http::HeaderMap, String) {
+    let (status, headers, text) = send(
+        app,
+        Method::POST,
+        "/v2/models/churn-api/infer",
+        "application/json",
+        v2_body(row),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    (headers, text)
+}
+
 fn version_of(headers: &axum::http::HeaderMap) -> String {
     headers
         .get("x-berth-version")
@@ -80,15 +94,7 @@ async fn a_canary_takes_its_weight_within_two_points_over_10k_requests() {
         let (_, rows) = eval_rows(50);
         let mut canary = 0;
         for i in 0..10_000 {
-            let (status, headers, text) = send(
-                &app,
-                Method::POST,
-                "/v2/models/churn-api/infer",
-                "application/json",
-                v2_body(&rows[i % rows.len()]),
-            )
-            .await;
-            assert_eq!(status, 200, "{text}");
+            let (headers, text) = infer(&app, &rows[i % rows.len()]).await;
             let version = version_of(&headers);
             let body: serde_json::Value = serde_json::from_str(&text).expect("JSON");
             // The body names the version that answered too.
@@ -207,15 +213,7 @@ async fn shadows_get_every_answered_request_and_are_compared_row_by_row() {
     let (router, app) = endpoint(None, true, None);
     let (_, rows) = eval_rows(100);
     for row in &rows {
-        let (status, headers, _) = send(
-            &app,
-            Method::POST,
-            "/v2/models/churn-api/infer",
-            "application/json",
-            v2_body(row),
-        )
-        .await;
-        assert_eq!(status, 200);
+        let (headers, _) = infer(&app, row).await;
         // A shadow never answers.
         assert_eq!(version_of(&headers), "churn/1");
     }
@@ -281,15 +279,7 @@ async fn records_name_the_version_and_role_that_answered_and_the_shadows() {
     let (_, rows) = eval_rows(40);
     let mut answered = HashMap::new();
     for row in &rows {
-        let (status, headers, _) = send(
-            &app,
-            Method::POST,
-            "/v2/models/churn-api/infer",
-            "application/json",
-            v2_body(row),
-        )
-        .await;
-        assert_eq!(status, 200);
+        let (headers, _) = infer(&app, row).await;
         let id = headers
             .get("x-berth-prediction-id")
             .and_then(|v| v.to_str().ok())
@@ -350,18 +340,11 @@ async fn a_slow_shadow_sheds_copies_and_never_fails_the_primary() {
     );
     let (_, rows) = eval_rows(100);
     for wave in 0..25 {
-        let answers = futures::future::join_all((0..64).map(|i| {
-            send(
-                &app,
-                Method::POST,
-                "/v2/models/churn-api/infer",
-                "application/json",
-                v2_body(&rows[(wave * 64 + i) % rows.len()]),
-            )
-        }))
+        let answers = futures::future::join_all(
+            (0..64).map(|i| infer(&app, &rows[(wave * 64 + i) % rows.len()])),
+        )
         .await;
-        for (status, headers, text) in answers {
-            assert_eq!(status, 200, "{text}");
+        for (headers, _) in answers {
             assert_eq!(version_of(&headers), "churn/1");
         }
     }

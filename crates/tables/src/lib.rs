@@ -212,6 +212,44 @@ fn json_id(v: &Value) -> String {
     }
 }
 
+/// A Parquet file's columns as they are, in Arrow batches of at most `rows` rows: what a
+/// feature spec reads.
+pub fn parquet_batches(
+    path: &Path,
+    rows: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch, TableError>> + use<>, TableError> {
+    if InputFormat::from_path(path)? != InputFormat::Parquet {
+        return Err(TableError::Format {
+            path: path.to_path_buf(),
+            expected: ".parquet",
+        });
+    }
+    let reader = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
+        .and_then(|b| b.with_batch_size(rows.max(1)).build())
+        .map_err(|e| TableError::read(path, e))?;
+    let path = path.to_path_buf();
+    Ok(reader.map(move |b| b.map_err(|e| TableError::read(&path, e))))
+}
+
+/// A batch's `column` as text (numbers by their digits, null as empty), when it has it: the
+/// row ids carried from input to output.
+pub fn id_texts(batch: &RecordBatch, column: &str) -> Option<Vec<String>> {
+    let array = batch.column_by_name(column)?;
+    let text = arrow_cast::cast(array, &DataType::Utf8).ok()?;
+    let text = text.as_any().downcast_ref::<arrow_array::StringArray>()?;
+    Some(
+        (0..text.len())
+            .map(|i| {
+                if text.is_null(i) {
+                    String::new()
+                } else {
+                    text.value(i).to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 impl TableReader {
     /// Opens `path` (format by extension) and plans its columns for `features`.
     pub fn open(
