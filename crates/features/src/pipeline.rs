@@ -439,8 +439,8 @@ mod tests {
 
     #[test]
     fn text_where_a_number_belongs_is_an_error_naming_the_field() {
-        let pipeline = Pipeline::compile(&spec("fields:\n  - {name: c, type: number}\n"))
-            .expect("compile");
+        let pipeline =
+            Pipeline::compile(&spec("fields:\n  - {name: c, type: number}\n")).expect("compile");
         // Column `c` holds text: "2" reads as a number, "abc" does not.
         let err = pipeline
             .apply(&batch(vec![None, None], vec![Some("2"), Some("abc")]))
