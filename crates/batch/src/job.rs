@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use berth_core::{FeatureMatrix, NamedTensor};
 use berth_features::Pipeline;
 use berth_runtime::Model;
 use std::io::Write;
@@ -134,14 +135,23 @@ pub fn count_rows(files: &[PathBuf]) -> Option<u64> {
     })
 }
 
+/// One chunk just scored, as [`score_files`] reports it.
+pub struct ScoredChunk<'a> {
+    /// Rows scored so far, this chunk's included.
+    pub rows_done: usize,
+    /// The matrix the model scored (after the feature spec, when the version has one).
+    pub inputs: &'a FeatureMatrix,
+    pub outputs: &'a [NamedTensor],
+}
+
 /// Scores every row of `files` with `version`, into one output (CSV on standard output when
-/// `None`); `progress` gets the rows done so far.
+/// `None`); `after_chunk` sees each chunk once it is written (for progress and monitoring).
 pub fn score_files(
     version: &ScoringVersion<'_>,
     files: &[PathBuf],
     output: Option<&Path>,
     options: &ScoreOptions,
-    mut progress: impl FnMut(usize),
+    mut after_chunk: impl FnMut(ScoredChunk<'_>),
 ) -> Result<ScoreSummary, BatchError> {
     let mut writer = TableWriter::create(output, &options.id_column)?.stamped(&version.label);
     let mut rejects = match &options.on_error {
@@ -154,9 +164,7 @@ pub fn score_files(
         rejected: 0,
     };
     for path in files {
-        let mut score = |ids: Option<Vec<String>>,
-                         matrix: &berth_core::FeatureMatrix,
-                         first_row| {
+        let mut score = |ids: Option<Vec<String>>, matrix: &FeatureMatrix, first_row| {
             let rows = matrix.rows();
             let outputs = version
                 .model
@@ -170,7 +178,11 @@ pub fn score_files(
             writer.write(ids.as_deref(), &outputs, rows)?;
             summary.rows += rows;
             summary.chunks += 1;
-            progress(summary.rows);
+            after_chunk(ScoredChunk {
+                rows_done: summary.rows,
+                inputs: matrix,
+                outputs: &outputs,
+            });
             Ok::<(), BatchError>(())
         };
         match version.features {

@@ -3,6 +3,7 @@
 //! one, over a file, a folder or a `*` pattern, optionally one shard of it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use berth_batch::{
 use berth_registry::{ModelRef, Registry, RegistryError};
 use berth_runtime::LoadOptions;
 use berth_serve::live::load_version;
+use berth_serve::monitoring::{ScoredProfiles, VersionMonitor};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -44,6 +46,10 @@ pub struct ScoreArgs {
     /// Where skipped rows go [default: OUTPUT.rejects.csv].
     #[arg(long, value_name = "FILE")]
     rejects: Option<PathBuf>,
+    /// Do not add the scored rows to the version's monitoring profiles (by default a version
+    /// registered with reference data gets them, under TARGET, as served traffic does).
+    #[arg(long)]
+    no_profiles: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -131,11 +137,35 @@ pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::
         id_column: args.id_column,
         on_error,
     };
-    let summary = score_files(&scoring, &files, args.output.as_deref(), &options, |rows| {
-        bar.set_position(rows as u64);
-    })
-    .with_context(|| format!("scoring {} with {label}", args.input.display()))?;
+    let mut profiles = VersionMonitor::of(&loaded.record)
+        .filter(|_| !args.no_profiles)
+        .map(|monitor| ScoredProfiles::new(&args.target, &model, version, Arc::new(monitor)));
+    let scored = score_files(
+        &scoring,
+        &files,
+        args.output.as_deref(),
+        &options,
+        |chunk| {
+            bar.set_position(chunk.rows_done as u64);
+            if let Some(profiles) = &mut profiles {
+                profiles.observe(chunk.inputs, chunk.outputs);
+            }
+        },
+    );
     bar.finish_and_clear();
+    // What was scored is profiled, even when the run stopped part way.
+    if let Some(profiles) = &profiles {
+        match profiles.write(registry.metadata()).await {
+            Ok(()) => eprintln!(
+                "{} row(s) added to the monitoring profiles of {label} under {}",
+                profiles.rows(),
+                args.target
+            ),
+            Err(e) => eprintln!("warning: monitoring profiles not written: {e}"),
+        }
+    }
+    let summary =
+        scored.with_context(|| format!("scoring {} with {label}", args.input.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(rejects) = &rejects {
         eprintln!(

@@ -267,6 +267,48 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
     let again = drift(&server, "churn-moved", 601);
     let tenure = column(&again["versions"][0]["report"], "tenure_months");
     assert_eq!(tenure["drift"], true, "after a restart: {tenure}");
+
+    // Batch scoring feeds the same profiles: 600 rows scored under the endpoint's name join
+    // its served traffic; with --no-profiles they do not.
+    let moved_rows = dir.path().join("moved.csv");
+    let mut lines = vec![rows.lines().next().expect("header").to_string()];
+    for line in rows.lines().skip(1 + 80).take(TRAFFIC_ROWS) {
+        let cells: Vec<String> = line
+            .split(',')
+            .enumerate()
+            .map(|(c, v)| match v.parse::<f64>() {
+                Ok(x) if c == 1 => format!("{}", x + 120.0),
+                _ => v.to_string(),
+            })
+            .collect();
+        lines.push(cells.join(","));
+    }
+    std::fs::write(&moved_rows, lines.join("\n")).expect("write");
+    let moved_rows = moved_rows.to_str().expect("utf-8");
+    let scored = dir.path().join("scored.csv");
+    let scored = scored.to_str().expect("utf-8");
+    for extra in [&["--no-profiles"][..], &[]] {
+        cli(&[
+            &[
+                "score",
+                "churn-moved",
+                "--input",
+                moved_rows,
+                "--output",
+                scored,
+            ],
+            extra,
+        ]
+        .concat());
+    }
+    let with_batch = drift(&server, "churn-moved", 601 + TRAFFIC_ROWS as u64);
+    let tenure = column(&with_batch["versions"][0]["report"], "tenure_months");
+    assert_eq!(tenure["drift"], true, "served and batch rows: {tenure}");
+    assert_eq!(
+        with_batch["versions"][0]["outputs"]["current_rows"],
+        601 + TRAFFIC_ROWS as u64,
+        "batch outputs are profiled too"
+    );
     let (status, _) = server.stop();
     assert!(status.success());
 }

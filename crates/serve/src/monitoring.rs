@@ -331,25 +331,10 @@ impl LiveProfiles {
         }
         for ((key, start), group) in groups {
             let monitor = group[0].monitor.clone();
-            let mut inputs = ProfileBuilder::new(&monitor.inputs);
-            let mut outputs = monitor.outputs.as_ref().map(ProfileBuilder::new);
             // The rows of all the group's requests at once: a column is read once per group.
             let parts: Vec<&FeatureMatrix> = group.iter().map(|o| &o.rows).collect();
-            match FeatureMatrix::concat(&parts) {
-                Some(rows) => observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &rows),
-                None => parts.iter().for_each(|rows| {
-                    observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, rows)
-                }),
-            }
-            if let Some(outputs) = &mut outputs {
-                group
-                    .iter()
-                    .for_each(|o| outputs.observe_outputs(&o.outputs));
-            }
-            let profiles = WindowProfiles {
-                inputs: inputs.finish(),
-                outputs: outputs.map(ProfileBuilder::finish),
-            };
+            let profiles =
+                profile_rows(&monitor, &parts, group.iter().map(|o| o.outputs.as_slice()));
             let Ok(mut state) = self.state.lock() else {
                 return;
             };
@@ -641,6 +626,100 @@ impl LiveProfiles {
                 }
             }
         }
+    }
+}
+
+/// The profiles of some answered rows and their outputs against `monitor`'s references.
+fn profile_rows<'o>(
+    monitor: &VersionMonitor,
+    parts: &[&FeatureMatrix],
+    outputs: impl Iterator<Item = &'o [NamedTensor]>,
+) -> WindowProfiles {
+    let mut inputs = ProfileBuilder::new(&monitor.inputs);
+    match FeatureMatrix::concat(parts) {
+        Some(rows) => observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &rows),
+        None => parts
+            .iter()
+            .for_each(|rows| observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, rows)),
+    }
+    let outputs = monitor.outputs.as_ref().map(|reference| {
+        let mut builder = ProfileBuilder::new(reference);
+        outputs.for_each(|o| builder.observe_outputs(o));
+        builder.finish()
+    });
+    WindowProfiles {
+        inputs: inputs.finish(),
+        outputs,
+    }
+}
+
+/// The profiles of predictions made outside the server — batch scoring, and any other path
+/// that scores rows itself — in the same one-minute windows as served traffic, so they show
+/// in the same drift reports and gauges. Built where the rows are scored (nothing is queued,
+/// so nothing is dropped), then written to the store under a replica id of their own.
+pub struct ScoredProfiles {
+    key: Key,
+    monitor: Arc<VersionMonitor>,
+    windows: BTreeMap<i64, WindowProfiles>,
+    replica: String,
+}
+
+impl ScoredProfiles {
+    /// Profiles for `model/version` scored under the name `endpoint` (what the caller named:
+    /// an endpoint, `NAME@ALIAS` or `NAME/VERSION`, as in serving).
+    pub fn new(endpoint: &str, model: &str, version: i64, monitor: Arc<VersionMonitor>) -> Self {
+        Self {
+            key: Key {
+                endpoint: endpoint.to_string(),
+                model: model.to_string(),
+                version,
+            },
+            monitor,
+            windows: BTreeMap::new(),
+            replica: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+
+    /// Adds scored rows (in signature order) and their outputs to the current window.
+    pub fn observe(&mut self, rows: &FeatureMatrix, outputs: &[NamedTensor]) {
+        let profiles = profile_rows(&self.monitor, &[rows], std::iter::once(outputs));
+        let label = &self.key.endpoint;
+        match self.windows.entry(window_start(Utc::now())) {
+            std::collections::btree_map::Entry::Occupied(mut window) => {
+                if let Err(e) = window.get_mut().merge(&profiles) {
+                    tracing::warn!("profile window of {label}: {e}");
+                }
+            }
+            std::collections::btree_map::Entry::Vacant(window) => {
+                window.insert(profiles);
+            }
+        }
+    }
+
+    /// Rows profiled so far.
+    pub fn rows(&self) -> u64 {
+        self.windows.values().map(WindowProfiles::rows).sum()
+    }
+
+    /// Writes the windows to the store (again: a later call replaces what an earlier one
+    /// wrote, so it can be called as scoring goes on).
+    pub async fn write(&self, store: &MetadataStore) -> Result<(), berth_store::StoreError> {
+        let rows: Vec<ProfileWindowRow> = self
+            .windows
+            .iter()
+            .filter_map(|(start, profiles)| {
+                Some(ProfileWindowRow {
+                    endpoint: self.key.endpoint.clone(),
+                    model: self.key.model.clone(),
+                    version: self.key.version,
+                    window_start_ms: *start,
+                    replica: self.replica.clone(),
+                    rows: profiles.rows() as i64,
+                    profile: serde_json::to_value(profiles).ok()?,
+                })
+            })
+            .collect();
+        store.upsert_profile_windows(&rows).await
     }
 }
 
