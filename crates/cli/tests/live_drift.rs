@@ -170,6 +170,13 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
         tenure["drift"], false,
         "traffic like the training data: {tenure}"
     );
+    // Numbers with at most 5 distinct reference values (codes, small counts) are judged as
+    // categories, as Evidently does: KS on them mostly measures ties.
+    for discrete in ["plan", "region", "payment_method", "referrals"] {
+        let c = column(&like["versions"][0]["report"], discrete);
+        assert_eq!(c["method"], "chi_square", "{c}");
+        assert_eq!(c["drift"], false, "traffic like the training data: {c}");
+    }
 
     // The probe request above is in churn-moved's window too.
     let moved = drift(&server, "churn-moved", 601);

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::bins::{DEFAULT_BINS, quantile_edges};
 use crate::drift::{ColumnConfig, ColumnDrift, DriftConfig, DriftReport, Method, column_drift};
 use crate::profile::{
     ColumnKind, ColumnProfile, Layout, Profile, ProfileBuilder, ReferenceColumn, ReferenceProfile,
@@ -128,9 +127,7 @@ fn compare_column(
         (ColumnData::Numeric(a), ColumnData::Numeric(b)) => {
             let a = Finite::sorted(a, r.rejected);
             let b = Finite::sorted(b, c.rejected);
-            let layout = Layout::Numeric {
-                edges: quantile_edges(&a.values, DEFAULT_BINS),
-            };
+            let layout = Layout::numeric(&a.values);
             (layout, Side::Numeric(a), Side::Numeric(b))
         }
         (a, b) => (

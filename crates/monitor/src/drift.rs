@@ -76,10 +76,12 @@ impl Method {
         }
     }
 
-    pub fn applies_to(self, kind: ColumnKind) -> bool {
+    /// Whether the method can judge a column of `kind`; `discrete` numeric columns (few
+    /// distinct values) take the categorical methods too.
+    pub fn applies_to(self, kind: ColumnKind, discrete: bool) -> bool {
         match self {
             Method::Ks | Method::Wasserstein => kind == ColumnKind::Numeric,
-            Method::ChiSquare | Method::LInfinity => kind == ColumnKind::Categorical,
+            Method::ChiSquare | Method::LInfinity => kind == ColumnKind::Categorical || discrete,
             Method::JensenShannon | Method::Psi => true,
         }
     }
@@ -171,21 +173,22 @@ impl DriftConfig {
         }
     }
 
-    /// The method and configured threshold for a column of `kind` with `n` and `m` values.
-    pub fn choose(&self, column: &str, kind: ColumnKind, n: u64, m: u64) -> (Method, f64) {
+    /// The method and configured threshold for a column with `n` and `m` values laid out as
+    /// `layout`. A discrete numeric column (few distinct reference values) gets the categorical
+    /// default, as Evidently: KS on five values mostly measures ties.
+    pub fn choose(&self, column: &str, layout: &Layout, n: u64, m: u64) -> (Method, f64) {
         let own = self.columns.get(column);
-        let auto = if n.min(m) <= SMALL_SAMPLE {
-            match kind {
-                ColumnKind::Numeric => Method::Ks,
-                ColumnKind::Categorical => Method::ChiSquare,
-            }
-        } else {
-            match kind {
-                ColumnKind::Numeric => Method::Wasserstein,
-                ColumnKind::Categorical => Method::JensenShannon,
-            }
+        let (kind, discrete) = (layout.kind(), layout.is_discrete());
+        let auto = match (
+            kind == ColumnKind::Numeric && !discrete,
+            n.min(m) <= SMALL_SAMPLE,
+        ) {
+            (true, true) => Method::Ks,
+            (true, false) => Method::Wasserstein,
+            (false, true) => Method::ChiSquare,
+            (false, false) => Method::JensenShannon,
         };
-        let applicable = |m: Option<Method>| m.filter(|m| m.applies_to(kind));
+        let applicable = |m: Option<Method>| m.filter(|m| m.applies_to(kind, discrete));
         let (method, threshold) = match (applicable(own.and_then(|c| c.method)), own) {
             (Some(m), Some(c)) => (m, c.threshold),
             _ => match applicable(self.method) {
@@ -368,10 +371,14 @@ pub(crate) fn column_drift(
     let (n, m) = (reference.placed(), current.placed());
     match (layout, &reference.values, &current.values) {
         (
-            Layout::Numeric { edges },
+            Layout::Numeric { edges, discrete },
             Values::Numeric { moments: rm, .. },
             Values::Numeric { moments: cm, .. },
         ) => {
+            if *discrete {
+                statistics.chi_square = chi_square(&histogram.reference, &histogram.current);
+                statistics.l_infinity = l_infinity(&histogram.reference, &histogram.current);
+            }
             let (d, w1) = match samples {
                 Some((a, b)) => (ks::statistic_sorted(a, b), w1_sorted(a, b)),
                 None => (
@@ -394,7 +401,7 @@ pub(crate) fn column_drift(
         }
     }
     let kind = layout.kind();
-    let (method, configured) = config.choose(name, kind, n, m);
+    let (method, configured) = config.choose(name, layout, n, m);
     let score = statistics.score(method);
     let slots = histogram
         .reference
@@ -468,7 +475,7 @@ fn aligned_histogram(
 ) -> Histogram {
     match (layout, &reference.values, &current.values) {
         (
-            Layout::Numeric { edges },
+            Layout::Numeric { edges, .. },
             Values::Numeric { histogram: r, .. },
             Values::Numeric { histogram: c, .. },
         ) => Histogram {
@@ -549,23 +556,49 @@ pub fn short(x: f64) -> String {
 mod tests {
     use super::*;
 
+    fn numeric() -> Layout {
+        Layout::numeric(&(0..100).map(f64::from).collect::<Vec<_>>())
+    }
+
+    fn categorical() -> Layout {
+        Layout::Categorical {
+            categories: vec!["a".into(), "b".into()],
+        }
+    }
+
+    #[test]
+    fn a_numeric_column_with_few_values_is_judged_as_categories() {
+        let codes = Layout::numeric(&[1.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert!(codes.is_discrete());
+        assert!(!Layout::numeric(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).is_discrete());
+        let c = DriftConfig::default();
+        assert_eq!(c.choose("x", &codes, 800, 800), (Method::ChiSquare, 0.05));
+        assert_eq!(
+            c.choose("x", &codes, 5000, 5000),
+            (Method::JensenShannon, 0.1)
+        );
+        // Configured numeric methods still apply.
+        let ks = DriftConfig {
+            method: Some(Method::Ks),
+            ..DriftConfig::default()
+        };
+        assert_eq!(ks.choose("x", &codes, 800, 800), (Method::Ks, 0.05));
+    }
+
     #[test]
     fn the_default_method_depends_on_the_smaller_sample() {
         let c = DriftConfig::default();
+        assert_eq!(c.choose("x", &numeric(), 100_000, 500), (Method::Ks, 0.05));
         assert_eq!(
-            c.choose("x", ColumnKind::Numeric, 100_000, 500),
-            (Method::Ks, 0.05)
-        );
-        assert_eq!(
-            c.choose("x", ColumnKind::Numeric, 5000, 5000),
+            c.choose("x", &numeric(), 5000, 5000),
             (Method::Wasserstein, 0.1)
         );
         assert_eq!(
-            c.choose("c", ColumnKind::Categorical, 1000, 1000),
+            c.choose("c", &categorical(), 1000, 1000),
             (Method::ChiSquare, 0.05)
         );
         assert_eq!(
-            c.choose("c", ColumnKind::Categorical, 1001, 1001),
+            c.choose("c", &categorical(), 1001, 1001),
             (Method::JensenShannon, 0.1)
         );
     }
@@ -577,13 +610,10 @@ mod tests {
             threshold: Some(0.01),
             ..DriftConfig::default()
         };
-        assert_eq!(
-            c.choose("x", ColumnKind::Numeric, 5000, 5000),
-            (Method::Ks, 0.01)
-        );
+        assert_eq!(c.choose("x", &numeric(), 5000, 5000), (Method::Ks, 0.01));
         // KS does not apply to categories: the default method and threshold.
         assert_eq!(
-            c.choose("c", ColumnKind::Categorical, 5000, 5000),
+            c.choose("c", &categorical(), 5000, 5000),
             (Method::JensenShannon, 0.1)
         );
         c.columns.insert(
@@ -593,10 +623,7 @@ mod tests {
                 threshold: Some(0.25),
             },
         );
-        assert_eq!(
-            c.choose("x", ColumnKind::Numeric, 5000, 5000),
-            (Method::Psi, 0.25)
-        );
+        assert_eq!(c.choose("x", &numeric(), 5000, 5000), (Method::Psi, 0.25));
     }
 
     #[test]

@@ -27,6 +27,9 @@ use crate::{CategoryCounts, ColumnData, MonitorError};
 
 /// Categories a reference keeps per column, the most frequent first.
 pub const MAX_CATEGORIES: usize = 1000;
+/// A numeric reference column with at most this many distinct values is discrete (judged by
+/// the categorical drift methods by default; Evidently's rule).
+pub const DISCRETE_VALUES: usize = 5;
 /// Unseen category names a profile keeps per column; more are counted in `unseen_other`.
 pub const MAX_UNSEEN: usize = 1000;
 
@@ -51,13 +54,43 @@ impl std::fmt::Display for ColumnKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Layout {
-    /// Quantile bin edges; see [`crate::bins`] for the slots they define.
-    Numeric { edges: Vec<f64> },
+    /// Quantile bin edges; see [`crate::bins`] for the slots they define. `discrete`: the
+    /// reference has at most [`DISCRETE_VALUES`] distinct values (codes, counts, ratings), so
+    /// the column's default drift method is the categorical one, as Evidently chooses.
+    Numeric {
+        edges: Vec<f64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        discrete: bool,
+    },
     /// Known categories, the most frequent first.
     Categorical { categories: Vec<String> },
 }
 
 impl Layout {
+    /// The layout of a numeric column with these ascending, finite values.
+    pub fn numeric(sorted: &[f64]) -> Layout {
+        let mut distinct = 0;
+        let mut last = None;
+        for &x in sorted {
+            if last != Some(x) {
+                distinct += 1;
+                last = Some(x);
+                if distinct > DISCRETE_VALUES {
+                    break;
+                }
+            }
+        }
+        Layout::Numeric {
+            edges: quantile_edges(sorted, DEFAULT_BINS),
+            discrete: distinct <= DISCRETE_VALUES,
+        }
+    }
+
+    /// A numeric column with few distinct reference values (see [`Layout::Numeric`]).
+    pub fn is_discrete(&self) -> bool {
+        matches!(self, Layout::Numeric { discrete: true, .. })
+    }
+
     pub fn kind(&self) -> ColumnKind {
         match self {
             Layout::Numeric { .. } => ColumnKind::Numeric,
@@ -67,7 +100,7 @@ impl Layout {
 
     fn empty_values(&self) -> Values {
         match self {
-            Layout::Numeric { edges } => Values::Numeric {
+            Layout::Numeric { edges, .. } => Values::Numeric {
                 moments: Moments::default(),
                 non_finite: 0,
                 histogram: vec![0; slot_count(edges)],
@@ -353,9 +386,7 @@ pub fn layout_of(data: &ColumnData) -> Layout {
         ColumnData::Numeric(values) => {
             let mut sorted: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
             sorted.sort_unstable_by(f64::total_cmp);
-            Layout::Numeric {
-                edges: quantile_edges(&sorted, DEFAULT_BINS),
-            }
+            Layout::numeric(&sorted)
         }
         ColumnData::Categorical(counts) => {
             let mut ranked: Vec<(&String, &u64)> = counts.counts.iter().collect();
@@ -424,7 +455,7 @@ impl<'r> ProfileBuilder<'r> {
             return;
         };
         let (
-            Some(Layout::Numeric { edges }),
+            Some(Layout::Numeric { edges, .. }),
             Values::Numeric {
                 moments,
                 non_finite,

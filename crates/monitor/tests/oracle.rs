@@ -135,7 +135,7 @@ fn exact_statistics_from_parquet_match_scipy() {
 
 /// `Σ width_i (p_i + q_i)` over the slots: how far binned W1 may be from the exact one.
 fn w1_bound(layout: &Layout, got: &ColumnDrift, window_min: f64, window_max: f64) -> f64 {
-    let Layout::Numeric { edges } = layout else {
+    let Layout::Numeric { edges, .. } = layout else {
         panic!("numeric layout")
     };
     let (r, c) = (&got.histogram.reference, &got.histogram.current);
