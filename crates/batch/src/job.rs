@@ -188,18 +188,45 @@ pub fn score_files(
         match version.features {
             Some(pipeline) => {
                 let mut first_row = 0;
-                for batch in berth_tables::parquet_batches(path, options.chunk_rows)? {
+                for batch in berth_tables::record_batches(path, options.chunk_rows)? {
                     let batch = batch?;
-                    let matrix = pipeline.apply(&batch).map_err(|e| BatchError::Features {
-                        path: path.clone(),
-                        first_row: first_row + 1,
-                        problem: e.to_string(),
-                    })?;
-                    score(
-                        berth_tables::id_texts(&batch, &options.id_column),
-                        &matrix,
-                        first_row,
-                    )?;
+                    let applied =
+                        pipeline
+                            .apply_skipping(&batch)
+                            .map_err(|e| BatchError::Features {
+                                path: path.clone(),
+                                first_row: first_row + 1,
+                                problem: e.to_string(),
+                            })?;
+                    let bad: Vec<RejectedRow> = applied
+                        .bad
+                        .into_iter()
+                        .map(|b| RejectedRow {
+                            row: first_row + b.row + 1,
+                            column: b.field,
+                            expected: b.expected,
+                            got: b.got,
+                        })
+                        .collect();
+                    match (&mut rejects, bad.first()) {
+                        (_, None) => {}
+                        (Some(rejects), Some(_)) => rejects.write(path, &bad)?,
+                        (None, Some(first)) => {
+                            return Err(TableError::Value {
+                                path: path.clone(),
+                                row: first.row,
+                                column: first.column.clone(),
+                                expected: first.expected,
+                                got: first.got.clone(),
+                            }
+                            .into());
+                        }
+                    }
+                    if applied.matrix.rows() > 0 {
+                        let ids = berth_tables::id_texts(&batch, &options.id_column)
+                            .map(|ids| applied.kept.iter().map(|&i| ids[i].clone()).collect());
+                        score(ids, &applied.matrix, first_row)?;
+                    }
                     first_row += batch.num_rows();
                 }
             }

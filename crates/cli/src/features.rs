@@ -1,5 +1,5 @@
-//! `berth features fit` and `berth features apply`: fit a feature spec on Parquet data, and
-//! turn Parquet data into the model's training matrix with the fitted spec (the same compiled
+//! `berth features fit` and `berth features apply`: fit a feature spec on Parquet or CSV data,
+//! and turn such data into the model's training matrix with the fitted spec (the same compiled
 //! pipeline that serving and batch scoring run).
 
 use std::fs::File;
@@ -26,7 +26,7 @@ pub enum FeaturesCommand {
     Fit {
         /// The feature spec (YAML).
         spec: PathBuf,
-        /// Training data (.parquet).
+        /// Training data (.parquet or .csv).
         data: PathBuf,
         /// Where to write the fitted spec (YAML).
         #[arg(long, short)]
@@ -36,7 +36,7 @@ pub enum FeaturesCommand {
     Apply {
         /// The fitted feature spec (YAML).
         fitted: PathBuf,
-        /// Data (.parquet).
+        /// Data (.parquet or .csv).
         data: PathBuf,
         /// Where to write the matrix: .parquet (float32 columns) or .csv.
         #[arg(long, short)]
@@ -58,9 +58,9 @@ fn read_spec(path: &Path) -> Result<FeatureSpec, UsageError> {
         .map_err(|e| UsageError(format!("{}: not a feature spec: {e}", path.display())))
 }
 
-/// The batches of a Parquet file.
+/// The batches of a Parquet or CSV file.
 fn batches(path: &Path) -> anyhow::Result<impl Iterator<Item = anyhow::Result<RecordBatch>>> {
-    let batches = berth_tables::parquet_batches(path, BATCH_ROWS)?;
+    let batches = berth_tables::record_batches(path, BATCH_ROWS)?;
     Ok(batches.map(|b| b.map_err(anyhow::Error::from)))
 }
 
@@ -96,11 +96,22 @@ pub fn run(command: FeaturesCommand) -> anyhow::Result<()> {
             let mut rows = 0;
             for batch in batches(&data)? {
                 let batch = batch?;
-                let matrix = pipeline
-                    .apply(&batch)
+                let applied = pipeline
+                    .apply_skipping(&batch)
                     .map_err(|e| UsageError(format!("{}: {e}", data.display())))?;
-                rows += matrix.rows();
-                sink.write(&batch, &matrix)?;
+                if let Some(bad) = applied.bad.first() {
+                    return Err(UsageError(format!(
+                        "{}: row {}, field {}: expected {}, got {:?}",
+                        data.display(),
+                        rows + bad.row + 1,
+                        bad.field,
+                        bad.expected,
+                        bad.got
+                    ))
+                    .into());
+                }
+                rows += applied.matrix.rows();
+                sink.write(&batch, &applied.matrix)?;
             }
             sink.finish()?;
             eprintln!(

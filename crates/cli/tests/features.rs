@@ -336,3 +336,197 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("tenure_months"), "{text}");
 }
+
+/// `parquet` as CSV: every column as Arrow writes it as text (floats in their shortest exact
+/// form), null as an empty field, every field quoted.
+fn parquet_to_csv(parquet: &std::path::Path, csv: &std::path::Path) {
+    use arrow_array::{Array, StringArray};
+    let file = std::fs::File::open(parquet).expect("parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut out = String::new();
+    for (b, batch) in reader.enumerate() {
+        let batch = batch.expect("batch");
+        let schema = batch.schema();
+        if b == 0 {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            out.push_str(&names.join(","));
+            out.push('\n');
+        }
+        let texts: Vec<StringArray> = batch
+            .columns()
+            .iter()
+            .map(|c| {
+                let cast = arrow_cast::cast(c, &arrow_schema::DataType::Utf8).expect("text");
+                cast.as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("strings")
+                    .clone()
+            })
+            .collect();
+        for r in 0..batch.num_rows() {
+            let cells: Vec<String> = texts
+                .iter()
+                .map(|t| {
+                    if t.is_null(r) {
+                        String::new()
+                    } else {
+                        format!("\"{}\"", t.value(r).replace('"', "\"\""))
+                    }
+                })
+                .collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+    }
+    std::fs::write(csv, out).expect("write csv");
+}
+
+#[test]
+fn csv_data_fits_applies_and_scores_as_parquet_does_and_bad_rows_are_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let store = path(&store);
+    let spec = fixtures().join("features/spec.yaml");
+    let model = fixtures().join("features/churn_features_xgb.json");
+    let train = fixtures().join("data/churn_train.parquet");
+    let parity = fixtures().join("features/parity_10k.parquet");
+    let (train_csv, parity_csv) = (dir.path().join("train.csv"), dir.path().join("parity.csv"));
+    parquet_to_csv(&train, &train_csv);
+    parquet_to_csv(&parity, &parity_csv);
+    let run = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
+
+    // Fitting on the CSV gives the same fitted spec, byte for byte.
+    let (fitted, fitted_csv) = (
+        dir.path().join("fitted.yaml"),
+        dir.path().join("fitted_csv.yaml"),
+    );
+    for (data, out) in [(&train, &fitted), (&train_csv, &fitted_csv)] {
+        run(&["features", "fit", path(&spec), path(data), "-o", path(out)]);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&fitted_csv).expect("fitted"),
+        std::fs::read_to_string(&fitted).expect("fitted")
+    );
+    // Applying and scoring the CSV give what the Parquet gives.
+    run(&[
+        "models",
+        "register",
+        "churnf",
+        path(&model),
+        "--features",
+        path(&fitted),
+    ]);
+    for command in ["apply", "score"] {
+        let mut outputs = Vec::new();
+        for data in [&parity, &parity_csv] {
+            let out = dir.path().join(format!("{command}-{}.csv", outputs.len()));
+            match command {
+                "apply" => run(&[
+                    "features",
+                    "apply",
+                    path(&fitted),
+                    path(data),
+                    "-o",
+                    path(&out),
+                ]),
+                _ => run(&[
+                    "score",
+                    "churnf/1",
+                    "--input",
+                    path(data),
+                    "--output",
+                    path(&out),
+                ]),
+            };
+            let (header, rows) = read_csv(&out);
+            // Prediction ids differ from run to run; everything else is the same.
+            let keep: Vec<usize> = (0..header.len())
+                .filter(|&c| header[c] != "prediction_id")
+                .collect();
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
+                .collect();
+            outputs.push((header, rows));
+        }
+        assert_eq!(outputs[0].1.len(), 10_000, "{command}");
+        assert!(
+            outputs[0] == outputs[1],
+            "{command}: CSV and Parquet differ"
+        );
+    }
+
+    // A value that is not a number: named by row and field; skipped rows go to the rejects file.
+    let text = std::fs::read_to_string(&parity_csv).expect("csv");
+    let header: Vec<&str> = text.lines().next().expect("header").split(',').collect();
+    let tenure = header
+        .iter()
+        .position(|h| *h == "tenure_months")
+        .expect("tenure_months column");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    for row in [7usize, 9_000] {
+        let mut cells: Vec<String> = lines[row].split(',').map(str::to_string).collect();
+        cells[tenure] = "\"long\"".into();
+        lines[row] = cells.join(",");
+    }
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n")).expect("write");
+    let scored = dir.path().join("scored.csv");
+    let failed = berth(&[
+        "--store",
+        store,
+        "score",
+        "churnf/1",
+        "--input",
+        path(&bad),
+        "--output",
+        path(&scored),
+    ]);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("row 7, column 'tenure_months'") && err.contains("long"),
+        "{err}"
+    );
+    let applied = berth(&[
+        "features",
+        "apply",
+        path(&fitted),
+        path(&bad),
+        "-o",
+        path(&scored),
+    ]);
+    let err = String::from_utf8_lossy(&applied.stderr);
+    assert_eq!(applied.status.code(), Some(2), "{err}");
+    assert!(err.contains("row 7, field tenure_months"), "{err}");
+    let rejects = dir.path().join("rejects.csv");
+    run(&[
+        "score",
+        "churnf/1",
+        "--input",
+        path(&bad),
+        "--output",
+        path(&scored),
+        "--on-error",
+        "skip",
+        "--rejects",
+        path(&rejects),
+    ]);
+    let (_, kept) = read_csv(&scored);
+    assert_eq!(kept.len(), 9_998);
+    let (_, rejected) = read_csv(&rejects);
+    let rows: Vec<(&str, &str, &str)> = rejected
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str(), r[4].as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("7", "tenure_months", "long"),
+            ("9000", "tenure_months", "long")
+        ]
+    );
+}

@@ -15,7 +15,7 @@ pub mod pipeline;
 pub mod spec;
 
 pub use fit::fit;
-pub use pipeline::{OTHER, Pipeline};
+pub use pipeline::{Applied, BadRow, OTHER, Pipeline};
 pub use spec::{FeatureSpec, FieldKind, FieldSpec, SpecProblem, Transform};
 
 /// Why a spec could not be fitted, compiled or applied.

@@ -23,6 +23,35 @@ pub fn number_text(x: f64) -> String {
     format!("{x}")
 }
 
+fn matrix(rows: usize, width: usize, values: Vec<f32>) -> Result<FeatureMatrix, FeatureError> {
+    FeatureMatrix::new(rows, width, values).map_err(|e| FeatureError::Type {
+        field: "(output)".into(),
+        expected: "a matrix",
+        got: e.to_string(),
+    })
+}
+
+/// What [`Pipeline::apply_skipping`] made of a batch.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// One row per kept row of the batch, in order.
+    pub matrix: FeatureMatrix,
+    /// The batch's rows (0-based) the matrix holds.
+    pub kept: Vec<usize>,
+    pub bad: Vec<BadRow>,
+}
+
+/// A row of a batch the pipeline could not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// 0-based row of the batch.
+    pub row: usize,
+    pub field: String,
+    pub expected: &'static str,
+    /// The value as text.
+    pub got: String,
+}
+
 /// A fitted spec, ready to apply.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -272,6 +301,53 @@ impl Pipeline {
         inputs
     }
 
+    /// Applies the pipeline to a batch, leaving out the rows it cannot read (text that is not
+    /// a number in a number field) instead of failing: [`Applied::bad`] names each one by row
+    /// and field. Other errors (a missing column) concern every row and fail. A batch without
+    /// bad rows costs what [`Pipeline::apply`] does; one with bad rows is applied row by row.
+    pub fn apply_skipping(&self, batch: &RecordBatch) -> Result<Applied, FeatureError> {
+        match self.apply(batch) {
+            Ok(matrix) => {
+                return Ok(Applied {
+                    kept: (0..batch.num_rows()).collect(),
+                    matrix,
+                    bad: Vec::new(),
+                });
+            }
+            Err(FeatureError::Type { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut kept = Vec::new();
+        let mut parts: Vec<FeatureMatrix> = Vec::new();
+        let mut bad = Vec::new();
+        for row in 0..batch.num_rows() {
+            match self.apply(&batch.slice(row, 1)) {
+                Ok(matrix) => {
+                    kept.push(row);
+                    parts.push(matrix);
+                }
+                Err(FeatureError::Type {
+                    field, expected, ..
+                }) => {
+                    let got = texts(batch, &field)
+                        .ok()
+                        .and_then(|t| text_at(&t, row).map(str::to_string))
+                        .unwrap_or_default();
+                    bad.push(BadRow {
+                        row,
+                        field,
+                        expected,
+                        got,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let values: Vec<f32> = parts.iter().flat_map(|m| m.values()).copied().collect();
+        let matrix = matrix(kept.len(), self.names.len(), values)?;
+        Ok(Applied { matrix, kept, bad })
+    }
+
     /// Applies the pipeline to a batch: one row of the matrix per row of the batch.
     pub fn apply(&self, batch: &RecordBatch) -> Result<FeatureMatrix, FeatureError> {
         let rows = batch.num_rows();
@@ -334,11 +410,7 @@ impl Pipeline {
                 }
             }
         }
-        FeatureMatrix::new(rows, width, out).map_err(|e| FeatureError::Type {
-            field: "(output)".into(),
-            expected: "a matrix",
-            got: e.to_string(),
-        })
+        matrix(rows, width, out)
     }
 }
 

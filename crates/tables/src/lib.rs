@@ -212,23 +212,109 @@ fn json_id(v: &Value) -> String {
     }
 }
 
-/// A Parquet file's columns as they are, in Arrow batches of at most `rows` rows: what a
-/// feature spec reads.
-pub fn parquet_batches(
+/// A file's columns as they are, in Arrow batches of at most `rows` rows: what a feature spec
+/// reads. Parquet keeps its column types; a CSV file's columns are text (an empty field is
+/// null), which the spec reads as numbers or categories field by field.
+pub fn record_batches(
     path: &Path,
     rows: usize,
-) -> Result<impl Iterator<Item = Result<RecordBatch, TableError>> + use<>, TableError> {
-    if InputFormat::from_path(path)? != InputFormat::Parquet {
-        return Err(TableError::Format {
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, TableError>> + Send>, TableError> {
+    let rows = rows.max(1);
+    match InputFormat::from_path(path)? {
+        InputFormat::Parquet => {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
+                .and_then(|b| b.with_batch_size(rows).build())
+                .map_err(|e| TableError::read(path, e))?;
+            let path = path.to_path_buf();
+            Ok(Box::new(
+                reader.map(move |b| b.map_err(|e| TableError::read(&path, e))),
+            ))
+        }
+        InputFormat::Csv => Ok(Box::new(CsvBatches::open(path, rows)?)),
+        InputFormat::JsonLines => Err(TableError::Format {
             path: path.to_path_buf(),
-            expected: ".parquet",
-        });
+            expected: ".parquet or .csv (a feature spec reads those)",
+        }),
     }
-    let reader = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
-        .and_then(|b| b.with_batch_size(rows.max(1)).build())
-        .map_err(|e| TableError::read(path, e))?;
-    let path = path.to_path_buf();
-    Ok(reader.map(move |b| b.map_err(|e| TableError::read(&path, e))))
+}
+
+/// A CSV file as Arrow batches of text columns.
+struct CsvBatches {
+    path: PathBuf,
+    reader: csv::Reader<File>,
+    schema: arrow_schema::SchemaRef,
+    rows: usize,
+    record: csv::StringRecord,
+    done: bool,
+}
+
+impl CsvBatches {
+    fn open(path: &Path, rows: usize) -> Result<Self, TableError> {
+        let mut reader = csv::Reader::from_reader(open(path)?);
+        let header = reader.headers().map_err(|e| TableError::read(path, e))?;
+        let fields: Vec<arrow_schema::Field> = header
+            .iter()
+            .map(|name| arrow_schema::Field::new(name.trim(), DataType::Utf8, true))
+            .collect();
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            schema: std::sync::Arc::new(arrow_schema::Schema::new(fields)),
+            rows,
+            record: csv::StringRecord::new(),
+            done: false,
+        })
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, TableError> {
+        let width = self.schema.fields().len();
+        let mut columns: Vec<arrow_array::builder::StringBuilder> = (0..width)
+            .map(|_| arrow_array::builder::StringBuilder::new())
+            .collect();
+        let mut taken = 0;
+        while taken < self.rows {
+            let more = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|e| TableError::read(&self.path, e))?;
+            if !more {
+                self.done = true;
+                break;
+            }
+            for (column, value) in columns.iter_mut().zip(self.record.iter()) {
+                match value.trim() {
+                    "" => column.append_null(),
+                    v => column.append_value(v),
+                }
+            }
+            taken += 1;
+        }
+        if taken == 0 {
+            return Ok(None);
+        }
+        let arrays: Vec<arrow_array::ArrayRef> = columns
+            .iter_mut()
+            .map(|c| std::sync::Arc::new(c.finish()) as arrow_array::ArrayRef)
+            .collect();
+        RecordBatch::try_new(self.schema.clone(), arrays)
+            .map(Some)
+            .map_err(|e| TableError::read(&self.path, e))
+    }
+}
+
+impl Iterator for CsvBatches {
+    type Item = Result<RecordBatch, TableError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_batch();
+        if matches!(next, Err(_) | Ok(None)) {
+            self.done = true;
+        }
+        next.transpose()
+    }
 }
 
 /// A batch's `column` as text (numbers by their digits, null as empty), when it has it: the
