@@ -9,6 +9,9 @@ pub enum BatchError {
     /// Reading the input or writing the output failed.
     #[error(transparent)]
     Table(#[from] berth_tables::TableError),
+    /// An input could not be fetched (from remote storage) to be read.
+    #[error("{name}: {problem}")]
+    Fetch { name: String, problem: String },
     #[error("{}: rows {first_row}..{last_row}: {source}", path.display())]
     Predict {
         path: PathBuf,

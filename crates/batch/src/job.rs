@@ -51,12 +51,13 @@ impl std::str::FromStr for Shard {
     }
 }
 
-fn is_data(path: &Path) -> bool {
-    berth_tables::InputFormat::from_path(path).is_ok()
+/// Whether a file name has a data file's extension (.parquet, .csv, .jsonl, ...).
+pub fn is_data(name: &Path) -> bool {
+    berth_tables::InputFormat::from_path(name).is_ok()
 }
 
 /// `*` matches any run of characters (the only wildcard).
-fn matches(pattern: &str, name: &str) -> bool {
+pub fn matches(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,
         Some((head, rest)) => {
@@ -103,7 +104,12 @@ pub fn input_files(input: &Path, shard: Option<Shard>) -> Result<Vec<PathBuf>, B
         }
         .into());
     }
-    Ok(match shard {
+    Ok(shard_of(files, shard))
+}
+
+/// The share of sorted `files` that `shard` scores (all of them without one).
+pub fn shard_of<T>(files: Vec<T>, shard: Option<Shard>) -> Vec<T> {
+    match shard {
         None => files,
         Some(s) => files
             .into_iter()
@@ -111,7 +117,7 @@ pub fn input_files(input: &Path, shard: Option<Shard>) -> Result<Vec<PathBuf>, B
             .filter(|(i, _)| i % s.count == s.index)
             .map(|(_, f)| f)
             .collect(),
-    })
+    }
 }
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>, BatchError> {
@@ -146,9 +152,10 @@ pub struct ScoredChunk<'a> {
 
 /// Scores every row of `files` with `version`, into one output (CSV on standard output when
 /// `None`); `after_chunk` sees each chunk once it is written (for progress and monitoring).
+/// Files are taken one at a time, so an iterator can fetch each when it is due.
 pub fn score_files(
     version: &ScoringVersion<'_>,
-    files: &[PathBuf],
+    files: impl IntoIterator<Item = Result<PathBuf, BatchError>>,
     output: Option<&Path>,
     options: &ScoreOptions,
     mut after_chunk: impl FnMut(ScoredChunk<'_>),
@@ -164,6 +171,7 @@ pub fn score_files(
         rejected: 0,
     };
     for path in files {
+        let path = &path?;
         let mut score = |ids: Option<Vec<String>>, matrix: &FeatureMatrix, first_row| {
             let rows = matrix.rows();
             let outputs = version

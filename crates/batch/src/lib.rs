@@ -11,5 +11,8 @@ pub mod score;
 pub mod sink;
 
 pub use error::BatchError;
-pub use job::{ScoredChunk, ScoringVersion, Shard, count_rows, input_files, score_files};
+pub use job::{
+    ScoredChunk, ScoringVersion, Shard, count_rows, input_files, is_data, matches, score_files,
+    shard_of,
+};
 pub use score::{OnError, ScoreOptions, ScoreSummary, score_file};

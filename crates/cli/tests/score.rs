@@ -168,3 +168,125 @@ fn a_version_scores_files_folders_and_shards() {
         assert!(err.contains(says), "{args:?} should say {says:?}: {err}");
     }
 }
+
+/// The test bucket on the local S3 emulator that scripts/test.sh starts, if there is one.
+fn s3_bucket() -> Option<String> {
+    match std::env::var("BERTH_TEST_S3_BUCKET") {
+        Ok(b) => Some(b),
+        Err(_) if std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
+            panic!("the S3 emulator is required (BERTH_REQUIRE_SERVICES=1); run scripts/test.sh")
+        }
+        Err(_) => {
+            eprintln!(
+                "skipped: no S3 emulator (BERTH_TEST_S3_BUCKET unset); scripts/test.sh starts one"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn inputs_and_outputs_at_s3_urls() {
+    use object_store::ObjectStoreExt;
+    use object_store::path::Path as Key;
+    let Some(bucket) = s3_bucket() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let s3 = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .build()
+        .expect("S3 client");
+    let prefix = format!("score-{}", std::process::id());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let store = path(&store);
+    let cli = |args: &[&str]| berth(&[&["--store", store], args].concat());
+    let cli_ok = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
+    let model = fixtures().join("models/xgb_classifier.json");
+    cli_ok(&["models", "register", "churn", path(&model)]);
+
+    // Three parts and a file that is not data, in one S3 "folder".
+    let text = std::fs::read_to_string(fixtures().join("data/eval_features.csv")).expect("eval");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    let body: Vec<&str> = lines.collect();
+    runtime.block_on(async {
+        for (i, chunk) in body.chunks(400).enumerate() {
+            let part = format!("{header}\n{}\n", chunk.join("\n"));
+            s3.put(
+                &Key::from(format!("{prefix}/in/part-{i}.csv")),
+                part.into_bytes().into(),
+            )
+            .await
+            .expect("put part");
+        }
+        s3.put(
+            &Key::from(format!("{prefix}/in/notes.txt")),
+            b"notes".to_vec().into(),
+        )
+        .await
+        .expect("put notes");
+    });
+
+    let output = format!("s3://{bucket}/{prefix}/out/scored.csv");
+    cli_ok(&[
+        "score",
+        "churn/1",
+        "--input",
+        &format!("s3://{bucket}/{prefix}/in/"),
+        "--output",
+        &output,
+    ]);
+    let scored = runtime.block_on(async {
+        let got = s3
+            .get(&Key::from(format!("{prefix}/out/scored.csv")))
+            .await
+            .expect("the output was uploaded");
+        String::from_utf8(got.bytes().await.expect("bytes").to_vec()).expect("utf-8")
+    });
+    let local = dir.path().join("scored.csv");
+    std::fs::write(&local, scored).expect("write");
+    let (_, rows) = read_csv(&local);
+    let (_, expected) = read_csv(&fixtures().join("models/xgb_classifier.json.expected.csv"));
+    assert_eq!(rows.len(), body.len(), "every row of the three parts");
+    for (r, (row, want)) in rows.iter().zip(&expected).enumerate() {
+        assert_eq!(row[0], r.to_string(), "parts in order");
+        let (got, want): (f64, f64) = (row[3].parse().expect("p1"), want[2].parse().expect("p1"));
+        assert!((got - want).abs() < 1e-6, "row {r}: {got} vs {want}");
+    }
+
+    // One object, and a pattern with a shard of it.
+    let one = cli_ok(&[
+        "score",
+        "churn/1",
+        "--input",
+        &format!("s3://{bucket}/{prefix}/in/part-2.csv"),
+    ]);
+    assert_eq!(one.lines().count(), 1 + body.len() - 800);
+    let shard = cli_ok(&[
+        "score",
+        "churn/1",
+        "--input",
+        &format!("s3://{bucket}/{prefix}/in/part-*.csv"),
+        "--shard",
+        "1/3",
+    ]);
+    assert_eq!(
+        shard.lines().nth(1).and_then(|l| l.split(',').next()),
+        Some("400")
+    );
+    assert_eq!(shard.lines().count(), 401);
+
+    // Nothing there: named, exit code 2.
+    let out = cli(&[
+        "score",
+        "churn/1",
+        "--input",
+        &format!("s3://{bucket}/{prefix}/nothing/"),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no data files") && err.contains("nothing"),
+        "{err}"
+    );
+}

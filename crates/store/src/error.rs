@@ -19,6 +19,9 @@ pub enum StoreError {
     /// An artifact could not be written or read.
     #[error("artifact store error at {location}: {problem}")]
     Artifact { location: String, problem: String },
+    /// Data at a URL (`s3://...`) could not be listed, read or written.
+    #[error("{url}: {problem}")]
+    Remote { url: String, problem: String },
     /// An artifact's bytes do not hash to the name they are stored under.
     #[error("artifact {sha256} is corrupt: its bytes hash to {actual}")]
     Corrupt { sha256: String, actual: String },

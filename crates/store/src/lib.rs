@@ -19,6 +19,7 @@ mod metadata;
 mod predictions;
 mod profiles;
 mod records;
+pub mod remote;
 mod rollouts;
 #[cfg(feature = "testing")]
 pub mod testing;
