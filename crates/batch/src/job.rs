@@ -26,11 +26,27 @@ pub struct ScoringVersion<'a> {
     pub label: String,
 }
 
-/// Which share of the input files a worker scores: shard `index` of `count` (0-based).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which share of the input files a worker scores: shard `index` of `count` (0-based); `i/N`
+/// as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Shard {
     pub index: usize,
     pub count: usize,
+}
+
+impl TryFrom<String> for Shard {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Shard> for String {
+    fn from(s: Shard) -> String {
+        format!("{}/{}", s.index, s.count)
+    }
 }
 
 impl std::str::FromStr for Shard {

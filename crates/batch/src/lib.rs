@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod job;
+pub mod schedule;
 pub mod score;
 pub mod sink;
 
@@ -15,4 +16,5 @@ pub use job::{
     ScoredChunk, ScoringVersion, Shard, count_rows, input_files, is_data, matches, score_files,
     shard_of,
 };
+pub use schedule::{BadRows, Schedule, ScoreJob};
 pub use score::{OnError, ScoreOptions, ScoreSummary, score_file};

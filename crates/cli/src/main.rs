@@ -6,6 +6,7 @@ mod batching_args;
 mod drift;
 mod features;
 mod inspect;
+mod jobs;
 mod live;
 mod models;
 mod predict;
@@ -55,6 +56,9 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Score a data set with a registered version (an endpoint's, NAME@ALIAS or NAME/VERSION).
     Score(score::ScoreArgs),
+    /// Scheduled scoring jobs: add, list, show (runs and logs), run now, pause, resume, remove.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCommand),
     /// Show what a model file takes and gives: format, task, inputs, outputs, feature names.
     Inspect(inspect::InspectArgs),
     /// Register, list and show models and their versions.
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(args, threads),
         Command::Inspect(args) => inspect::run(args),
         Command::Score(args) => block_on(score::run(args, store, threads)),
+        Command::Jobs(c) => block_on(jobs::run(c, store, threads)),
         Command::Models(c) => block_on(models::run(c, store)),
         Command::Alias(c) => block_on(live::alias(c, store)),
         Command::Endpoints(c) => block_on(live::endpoints(c, store)),

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use berth_batch::{
-    BatchError, OnError, ScoreOptions, ScoringVersion, Shard, count_rows, input_files, is_data,
-    matches, score_files, shard_of,
+    BadRows, BatchError, OnError, ScoreJob, ScoreOptions, ScoringVersion, Shard, count_rows,
+    input_files, is_data, matches, score_files, shard_of,
 };
 use berth_registry::{ModelRef, Registry, RegistryError};
 use berth_runtime::LoadOptions;
@@ -26,6 +26,13 @@ use crate::registry_args::StoreArgs;
 pub struct ScoreArgs {
     /// What scores: an endpoint (its primary version), NAME@ALIAS or NAME/VERSION.
     target: String,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What a scoring run reads and writes, and how; shared by `berth score` and `berth jobs add`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
     /// Rows to score: a .parquet, .csv or .jsonl file, a folder of them, or a pattern with `*`
     /// in its last part (quote it: 'data/part-*.parquet'); a local path or an s3:// URL
     /// (credentials and endpoint from the AWS_* variables).
@@ -205,23 +212,92 @@ impl Output {
         })
     }
 
-    async fn upload(&self) -> anyhow::Result<()> {
-        if let Some(url) = &self.upload {
-            let size = Bucket::open(&url.bucket)?
-                .upload(&self.local, &url.key)
-                .await?;
-            eprintln!("uploaded {size} bytes to {url}");
+    /// Uploads the file when its destination is remote; its size then.
+    async fn upload(&self) -> anyhow::Result<Option<u64>> {
+        match &self.upload {
+            Some(url) => Ok(Some(
+                Bucket::open(&url.bucket)?
+                    .upload(&self.local, &url.key)
+                    .await?,
+            )),
+            None => Ok(None),
         }
-        Ok(())
+    }
+}
+
+/// What a scoring run did: a scheduled run's summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScoreReport {
+    /// `model/version` that scored.
+    pub version: String,
+    pub files: usize,
+    pub rows: usize,
+    /// Rows skipped to the rejects file.
+    pub rejected: usize,
+    pub seconds: f64,
+    pub output: String,
+}
+
+impl RunArgs {
+    /// The run these arguments ask for, with `target`.
+    pub fn job(&self, target: &str) -> ScoreJob {
+        ScoreJob {
+            target: target.to_string(),
+            input: self.input.clone(),
+            output: self.output.clone(),
+            shard: self.shard,
+            id_column: self.id_column.clone(),
+            chunk_rows: self.chunk_rows,
+            on_error: match self.on_error {
+                OnErrorArg::Fail => BadRows::Fail,
+                OnErrorArg::Skip => BadRows::Skip,
+            },
+            rejects: self.rejects.clone(),
+            profiles: !self.no_profiles,
+        }
     }
 }
 
 pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::Result<()> {
-    let started = Instant::now();
     let registry = store.open().await?;
-    let (model, version) = resolve(&registry, &args.target).await?;
-    let loaded = load_version(
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let report = execute(
+        &args.run.job(&args.target),
         &registry,
+        threads,
+        &bar,
+        &mut |line| bar.suspend(|| eprintln!("{line}")),
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    eprintln!(
+        "scored {} rows from {} file(s) in {:.2} s ({:.0} rows/s) with {} -> {}",
+        report.rows,
+        report.files,
+        report.seconds,
+        report.rows as f64 / report.seconds.max(1e-9),
+        report.version,
+        report.output
+    );
+    Ok(())
+}
+
+/// Runs `job` with the version it names: `bar` shows progress (a hidden one for a scheduled
+/// run), `say` gets what a person would want to read afterwards (the job's log).
+pub async fn execute(
+    job: &ScoreJob,
+    registry: &Registry,
+    threads: usize,
+    bar: &ProgressBar,
+    say: &mut (dyn FnMut(String) + Send),
+) -> anyhow::Result<ScoreReport> {
+    let started = Instant::now();
+    let (model, version) = resolve(registry, &job.target).await?;
+    let label = format!("{model}/{version}");
+    let loaded = load_version(
+        registry,
         &model,
         version,
         &LoadOptions {
@@ -229,23 +305,28 @@ pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::
         },
     )
     .await?;
-    let inputs = Inputs::find(&args.input, args.shard).await?;
+    let inputs = Inputs::find(&job.input, job.shard).await?;
+    say(format!(
+        "scoring {} file(s) from {} with {label}",
+        inputs.len(),
+        job.input
+    ));
     let scratch = tempfile::Builder::new()
         .prefix("berth-score-")
         .tempdir()
         .context("making a scratch folder")?;
-    let output = match &args.output {
+    let output = match &job.output {
         Some(destination) => Some(Output::new(destination, scratch.path())?),
         None => None,
     };
-    let rejects = match (args.on_error, &args.rejects, &args.output) {
-        (OnErrorArg::Fail, _, _) => None,
-        (OnErrorArg::Skip, Some(rejects), _) => Some(Output::new(rejects, scratch.path())?),
-        (OnErrorArg::Skip, None, Some(output)) => Some(Output::new(
+    let rejects = match (job.on_error, &job.rejects, &job.output) {
+        (BadRows::Fail, _, _) => None,
+        (BadRows::Skip, Some(rejects), _) => Some(Output::new(rejects, scratch.path())?),
+        (BadRows::Skip, None, Some(output)) => Some(Output::new(
             &format!("{output}.rejects.csv"),
             scratch.path(),
         )?),
-        (OnErrorArg::Skip, None, None) => {
+        (BadRows::Skip, None, None) => {
             return Err(crate::UsageError(
                 "--on-error skip writing to standard output needs --rejects FILE".into(),
             )
@@ -256,28 +337,24 @@ pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::
         Inputs::Local(files) => count_rows(files),
         Inputs::S3 { .. } => None,
     };
-    let bar = match known_rows {
-        Some(total) => ProgressBar::new(total).with_style(
+    let style = match known_rows {
+        Some(total) => {
+            bar.set_length(total);
             ProgressStyle::with_template(
                 "{bar:40} {pos}/{len} rows, {per_sec}, ETA {eta} ({elapsed})",
             )
-            .context("progress bar")?,
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {pos} rows, {per_sec} ({elapsed})")
-                .context("progress bar")?,
-        ),
+        }
+        None => ProgressStyle::with_template("{spinner} {pos} rows, {per_sec} ({elapsed})"),
     };
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let label = format!("{model}/{version}");
+    bar.set_style(style.context("progress bar")?);
     let scoring = ScoringVersion {
         model: loaded.model.as_ref(),
         features: loaded.features.as_deref(),
         label: label.clone(),
     };
     let options = ScoreOptions {
-        chunk_rows: args.chunk_rows,
-        id_column: args.id_column,
+        chunk_rows: job.chunk_rows,
+        id_column: job.id_column.clone(),
         on_error: match &rejects {
             Some(rejects) => OnError::Skip {
                 rejects: rejects.local.clone(),
@@ -286,8 +363,8 @@ pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::
         },
     };
     let mut profiles = VersionMonitor::of(&loaded.record)
-        .filter(|_| !args.no_profiles)
-        .map(|monitor| ScoredProfiles::new(&args.target, &model, version, Arc::new(monitor)));
+        .filter(|_| job.profiles)
+        .map(|monitor| ScoredProfiles::new(&job.target, &model, version, Arc::new(monitor)));
     // Scoring is CPU work on this thread; fetching an input blocks on the runtime's I/O.
     let scored = tokio::task::block_in_place(|| {
         score_files(
@@ -303,37 +380,38 @@ pub async fn run(args: ScoreArgs, store: &StoreArgs, threads: usize) -> anyhow::
             },
         )
     });
-    bar.finish_and_clear();
     // What was scored is profiled, even when the run stopped part way.
     if let Some(profiles) = &profiles {
         match profiles.write(registry.metadata()).await {
-            Ok(()) => eprintln!(
+            Ok(()) => say(format!(
                 "{} row(s) added to the monitoring profiles of {label} under {}",
                 profiles.rows(),
-                args.target
-            ),
-            Err(e) => eprintln!("warning: monitoring profiles not written: {e}"),
+                job.target
+            )),
+            Err(e) => say(format!("warning: monitoring profiles not written: {e}")),
         }
     }
-    let summary = scored.with_context(|| format!("scoring {} with {label}", args.input))?;
+    let summary = scored.with_context(|| format!("scoring {} with {label}", job.input))?;
     for written in output.iter().chain(&rejects) {
-        written.upload().await?;
+        let size = written.upload().await?;
+        if let Some(size) = size {
+            say(format!("uploaded {size} bytes to {}", written.shown));
+        }
     }
-    let seconds = started.elapsed().as_secs_f64();
     if let Some(rejects) = &rejects {
-        eprintln!(
+        say(format!(
             "{} row(s) skipped, written to {}",
             summary.rejected, rejects.shown
-        );
+        ));
     }
-    eprintln!(
-        "scored {} rows from {} file(s) in {seconds:.2} s ({:.0} rows/s) with {label} -> {}",
-        summary.rows,
-        inputs.len(),
-        summary.rows as f64 / seconds.max(1e-9),
-        output
+    Ok(ScoreReport {
+        version: label,
+        files: inputs.len(),
+        rows: summary.rows,
+        rejected: summary.rejected,
+        seconds: started.elapsed().as_secs_f64(),
+        output: output
             .as_ref()
-            .map_or("standard output", |o| o.shown.as_str())
-    );
-    Ok(())
+            .map_or("standard output".to_string(), |o| o.shown.clone()),
+    })
 }

@@ -46,6 +46,9 @@ pub struct UpArgs {
     /// Profile no live traffic (no live drift, prediction drift or data-quality gauges).
     #[arg(long)]
     no_profiles: bool,
+    /// Run no scheduled jobs here (another server sharing the store runs them).
+    #[arg(long)]
+    no_jobs: bool,
     /// When a prediction record is safe: `group` (written every flush interval; a kill -9 can
     /// lose that window) or `sync` (on disk before the answer is sent).
     #[arg(long, value_parser = ["group", "sync"])]
@@ -141,7 +144,11 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
     live.clone().watch(poll);
     let windows = live.router().windows();
     RolloutController::new(registry.clone(), windows.clone()).run(poll);
+    if !args.no_jobs {
+        crate::jobs::start_scheduler(registry.clone(), threads, Duration::from_secs(1));
+    }
     let app = berth_serve::admin_router(registry.clone())
+        .merge(crate::jobs::jobs_router(registry.clone()))
         .merge(berth_serve::rollout_router(registry, windows))
         .merge(berth_serve::inference_router(live.router()))
         .merge(berth_serve::dashboard_router());

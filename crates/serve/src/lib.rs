@@ -33,6 +33,7 @@ pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};
 pub use dashboard::dashboard_router;
+pub use protocol::json_error;
 pub use rollout_api::rollout_router;
 
 /// The largest inference request body accepted (413 beyond it).

@@ -15,6 +15,7 @@
 mod artifacts;
 mod error;
 pub mod failpoint;
+mod jobs;
 mod metadata;
 mod predictions;
 mod profiles;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 pub use artifacts::{ArtifactLocation, ArtifactStore, StoredArtifact, sha256_hex};
 pub use error::StoreError;
+pub use jobs::{JobRow, JobRunRow, RunStatus};
 pub use metadata::{Backend, MetadataStore};
 pub use predictions::PredictionRow;
 pub use profiles::ProfileWindowRow;

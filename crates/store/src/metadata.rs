@@ -153,6 +153,34 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // The fitted feature spec of a version (berth-features YAML), beside its hash.
         "ALTER TABLE versions ADD COLUMN feature_spec TEXT",
     ),
+    (
+        6,
+        // Scheduled jobs and their runs (see `jobs.rs`). A run's (job, scheduled_for) is
+        // unique, so of many servers sharing the store exactly one claims each tick.
+        "CREATE TABLE jobs (
+        name TEXT PRIMARY KEY,
+        schedule TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        enabled BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE job_runs (
+        id TEXT PRIMARY KEY,
+        job TEXT NOT NULL,
+        scheduled_for BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        finished_at BIGINT,
+        heartbeat_at BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        runner TEXT NOT NULL,
+        summary TEXT,
+        log TEXT NOT NULL,
+        UNIQUE (job, scheduled_for)
+    );
+    CREATE INDEX job_runs_by_job ON job_runs (job, started_at)",
+    ),
 ];
 
 /// The metadata store.
