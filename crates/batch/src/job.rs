@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use arrow_array::RecordBatch;
 use berth_core::{FeatureMatrix, NamedTensor};
 use berth_features::Pipeline;
 use berth_runtime::Model;
@@ -163,6 +164,8 @@ pub struct ScoredChunk<'a> {
     pub rows_done: usize,
     /// The matrix the model scored (after the feature spec, when the version has one).
     pub inputs: &'a FeatureMatrix,
+    /// The raw rows the feature spec read, when the version has one.
+    pub raw: Option<&'a RecordBatch>,
     pub outputs: &'a [NamedTensor],
 }
 
@@ -188,7 +191,10 @@ pub fn score_files(
     };
     for path in files {
         let path = &path?;
-        let mut score = |ids: Option<Vec<String>>, matrix: &FeatureMatrix, first_row| {
+        let mut score = |ids: Option<Vec<String>>,
+                         matrix: &FeatureMatrix,
+                         raw: Option<&RecordBatch>,
+                         first_row| {
             let rows = matrix.rows();
             let outputs = version
                 .model
@@ -205,6 +211,7 @@ pub fn score_files(
             after_chunk(ScoredChunk {
                 rows_done: summary.rows,
                 inputs: matrix,
+                raw,
                 outputs: &outputs,
             });
             Ok::<(), BatchError>(())
@@ -249,7 +256,7 @@ pub fn score_files(
                     if applied.matrix.rows() > 0 {
                         let ids = berth_tables::id_texts(&batch, &options.id_column)
                             .map(|ids| applied.kept.iter().map(|&i| ids[i].clone()).collect());
-                        score(ids, &applied.matrix, first_row)?;
+                        score(ids, &applied.matrix, Some(&batch), first_row)?;
                     }
                     first_row += batch.num_rows();
                 }
@@ -270,7 +277,7 @@ pub fn score_files(
                         rejects.write(path, &chunk.rejected)?;
                     }
                     if chunk.features.rows() > 0 {
-                        score(chunk.ids, &chunk.features, chunk.first_row)?;
+                        score(chunk.ids, &chunk.features, None, chunk.first_row)?;
                     }
                 }
             }

@@ -15,7 +15,7 @@ use berth_batch::{
 use berth_registry::{ModelRef, Registry, RegistryError};
 use berth_runtime::LoadOptions;
 use berth_serve::live::load_version;
-use berth_serve::monitoring::{ScoredProfiles, VersionMonitor};
+use berth_serve::monitoring::{RowsRef, ScoredProfiles, VersionMonitor};
 use berth_store::remote::{Bucket, S3Url};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -375,7 +375,11 @@ pub async fn execute(
             |chunk| {
                 bar.set_position(chunk.rows_done as u64);
                 if let Some(profiles) = &mut profiles {
-                    profiles.observe(chunk.inputs, chunk.outputs);
+                    let rows = match chunk.raw {
+                        Some(batch) => RowsRef::Raw(batch),
+                        None => RowsRef::Matrix(chunk.inputs),
+                    };
+                    profiles.observe(rows, chunk.outputs);
                 }
             },
         )

@@ -530,3 +530,134 @@ fn csv_data_fits_applies_and_scores_as_parquet_does_and_bad_rows_are_named() {
         ]
     );
 }
+
+#[test]
+fn a_version_with_a_spec_is_monitored_on_its_raw_fields_online_and_in_batch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("data");
+    let store = path(&store);
+    let run = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
+    let spec = fixtures().join("features/spec.yaml");
+    let train = fixtures().join("data/churn_train.parquet");
+    let model = fixtures().join("features/churn_features_xgb.json");
+    let fitted = dir.path().join("fitted.yaml");
+    run(&[
+        "features",
+        "fit",
+        path(&spec),
+        path(&train),
+        "-o",
+        path(&fitted),
+    ]);
+    // The raw training data is the reference: its fields as they come, and the model's outputs
+    // on it through the spec.
+    run(&[
+        "models",
+        "register",
+        "churnf",
+        path(&model),
+        "--features",
+        path(&fitted),
+        "--reference",
+        path(&train),
+    ]);
+    run(&["endpoints", "set", "churnf-moved", "churnf/1"]);
+    let server = common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]);
+    let fields = [
+        "tenure_months",
+        "monthly_charges",
+        "total_charges",
+        "data_usage_gb",
+        "support_calls",
+        "payment_method",
+        "region",
+        "plan",
+    ];
+    let records = raw_records(&train, &fields);
+    for (endpoint, shift) in [("churnf", 0.0), ("churnf-moved", 120.0)] {
+        for chunk in records[..600].chunks(200) {
+            let instances: Vec<serde_json::Value> = chunk
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    if let Some(t) = r.get("tenure_months").and_then(serde_json::Value::as_f64) {
+                        r.insert("tenure_months".into(), serde_json::json!(t + shift));
+                    }
+                    serde_json::Value::Object(r)
+                })
+                .collect();
+            let body = serde_json::json!({ "instances": instances }).to_string();
+            let (status, _, text) = server.request(
+                "POST",
+                &format!("/v1/models/{endpoint}:predict"),
+                Some(&body),
+            );
+            assert_eq!(status, 200, "{text}");
+        }
+    }
+    let drift = |endpoint: &str, rows: u64| {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, _, text) =
+                server.request("GET", &format!("/api/v1/endpoints/{endpoint}/drift"), None);
+            // A model name (no endpoint) is a 404 until its first traffic is profiled.
+            assert!(status == 200 || status == 404, "{status}: {text}");
+            let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+            if v["versions"][0]["report"]["current_rows"].as_u64() == Some(rows) {
+                return v["versions"][0].clone();
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{endpoint}: {rows} rows not profiled: {v}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let column = |report: &serde_json::Value, name: &str| {
+        report["columns"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["column"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no column {name} in {report}"))
+    };
+    let like = drift("churnf", 600);
+    for name in ["tenure_months", "payment_method", "plan"] {
+        let c = column(&like["report"], name);
+        assert_eq!(c["drift"], false, "traffic from the training data: {c}");
+    }
+    assert_eq!(
+        column(&like["report"], "payment_method")["kind"],
+        "categorical",
+        "raw categories are profiled as text"
+    );
+    assert_eq!(like["outputs"]["current_rows"], 600, "{like}");
+    assert_eq!(column(&like["outputs"], "p_1")["drift"], false);
+    let moved = drift("churnf-moved", 600);
+    assert_eq!(
+        column(&moved["report"], "tenure_months")["drift"],
+        true,
+        "{moved}"
+    );
+    assert_eq!(column(&moved["report"], "monthly_charges")["drift"], false);
+
+    // Batch scoring of raw rows joins the same windows (the id column is not an input).
+    let scored = dir.path().join("scored.csv");
+    run(&[
+        "score",
+        "churnf-moved",
+        "--input",
+        path(&train),
+        "--output",
+        path(&scored),
+    ]);
+    let with_batch = drift("churnf-moved", 600 + 5000);
+    let schema = &with_batch["report"]["schema"];
+    assert_eq!(
+        schema["added"],
+        serde_json::json!([]),
+        "the file's other columns are no added fields: {schema}"
+    );
+    assert_eq!(with_batch["outputs"]["current_rows"], 5600);
+    let (status, _) = server.stop();
+    assert!(status.success());
+}

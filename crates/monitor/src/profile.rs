@@ -565,6 +565,66 @@ impl<'r> ProfileBuilder<'r> {
         }
     }
 
+    /// Adds the columns of an Arrow batch (raw inputs, as a feature spec reads them), each as
+    /// its reference column is laid out: numbers cast to numbers (nulls missing; text that is
+    /// no number rejected), categories as their text. Columns the reference does not know are
+    /// counted as unknown fields.
+    pub fn observe_batch(&mut self, batch: &arrow_array::RecordBatch) {
+        use arrow_array::Array;
+        let schema = batch.schema();
+        for (field, array) in schema.fields().iter().zip(batch.columns()) {
+            let name = field.name().as_str();
+            let rows = array.len() as u64;
+            match self.layouts.get(name).map(|l| l.kind()) {
+                None => self.unknown(name, rows),
+                Some(ColumnKind::Numeric) => {
+                    let Some(numbers) = arrow_cast::cast(array, &arrow_schema::DataType::Float64)
+                        .ok()
+                        .and_then(|a| {
+                            a.as_any()
+                                .downcast_ref::<arrow_array::Float64Array>()
+                                .cloned()
+                        })
+                    else {
+                        self.observe_rejected(name, rows);
+                        continue;
+                    };
+                    // A value the cast turned into null was there but not a number.
+                    let unreadable = numbers.null_count().saturating_sub(array.null_count());
+                    let values: Vec<f64> = (0..numbers.len())
+                        .filter(|&i| numbers.is_valid(i) || array.is_null(i))
+                        .map(|i| {
+                            if numbers.is_null(i) {
+                                f64::NAN
+                            } else {
+                                numbers.value(i)
+                            }
+                        })
+                        .collect();
+                    self.observe_numeric(name, &values);
+                    self.observe_rejected(name, unreadable as u64);
+                }
+                Some(ColumnKind::Categorical) => {
+                    let Some(texts) = arrow_cast::cast(array, &arrow_schema::DataType::Utf8)
+                        .ok()
+                        .and_then(|a| {
+                            a.as_any()
+                                .downcast_ref::<arrow_array::StringArray>()
+                                .cloned()
+                        })
+                    else {
+                        self.observe_rejected(name, rows);
+                        continue;
+                    };
+                    self.observe_categories(
+                        name,
+                        (0..texts.len()).map(|i| texts.is_valid(i).then(|| texts.value(i))),
+                    );
+                }
+            }
+        }
+    }
+
     /// Adds a whole column as read from a file.
     pub fn observe(&mut self, column: &str, data: &ColumnData) {
         match data {

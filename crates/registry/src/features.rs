@@ -9,12 +9,13 @@ use berth_features::{FeatureSpec, FieldKind, Pipeline};
 
 use crate::RegistryError;
 
-/// The signature of a version scored through `spec` (YAML) by a model described by `info`.
+/// The signature of a version scored through `spec` (YAML) by a model described by `info`,
+/// and the compiled spec.
 pub fn signature(
     spec: &str,
     info: &ModelInfo,
     file_name: &str,
-) -> Result<Signature, RegistryError> {
+) -> Result<(Signature, Pipeline), RegistryError> {
     let spec = FeatureSpec::from_yaml(spec)
         .map_err(|e| RegistryError::Invalid(format!("feature spec: {e}")))?;
     let pipeline = Pipeline::compile(&spec)
@@ -62,5 +63,5 @@ pub fn signature(
             nullable: true,
         })
         .collect();
-    Ok(signature)
+    Ok((signature, pipeline))
 }

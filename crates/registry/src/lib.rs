@@ -189,7 +189,7 @@ impl Registry {
                 })??
         };
         let info = loaded.info().clone();
-        let signature = match (request.signature, &request.features) {
+        let (signature, pipeline) = match (request.signature, &request.features) {
             (Some(_), Some(_)) => {
                 return Err(RegistryError::Invalid(
                     "a signature and a feature spec together: with a feature spec, the version's \
@@ -200,18 +200,14 @@ impl Registry {
             (Some(sig), None) => {
                 sig.check(&info)
                     .map_err(|e| RegistryError::Invalid(format!("{file_name}: {e}")))?;
-                sig
+                (sig, None)
             }
-            (None, Some(spec)) => features::signature(spec, &info, file_name)?,
-            (None, None) => Signature::infer(&info),
+            (None, Some(spec)) => {
+                let (signature, pipeline) = features::signature(spec, &info, file_name)?;
+                (signature, Some(pipeline))
+            }
+            (None, None) => (Signature::infer(&info), None),
         };
-        if request.features.is_some() && request.reference.is_some() {
-            return Err(RegistryError::Invalid(
-                "reference data with a feature spec is not supported yet: register the version \
-                 without --reference"
-                    .into(),
-            ));
-        }
         let sha256 = berth_store::sha256_hex(&artifact);
         if let Some(existing) = self
             .meta
@@ -242,7 +238,13 @@ impl Registry {
                 let profiles = {
                     let (bytes, signature) = (bytes.clone(), signature.clone());
                     tokio::task::spawn_blocking(move || {
-                        reference::profile_reference(&name, &bytes, loaded.as_ref(), &signature)
+                        reference::profile_reference(
+                            &name,
+                            &bytes,
+                            loaded.as_ref(),
+                            &signature,
+                            pipeline.as_ref(),
+                        )
                     })
                     .await
                     .map_err(|e| {

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use berth_core::Signature;
+use berth_features::Pipeline;
 use berth_monitor::{DriftConfig, ReferenceProfile};
 use berth_runtime::Model;
 use berth_tables::{Features, TableReader};
@@ -25,7 +26,8 @@ pub(crate) struct ReferenceProfiles {
     pub columns: Vec<String>,
 }
 
-/// Profiles reference data (`name` says Parquet or CSV) and `model`'s predictions on it. The
+/// Profiles reference data (`name` says Parquet or CSV) and `model`'s predictions on it. A
+/// version with a feature spec (`features`) scores the raw data through it; otherwise the
 /// outputs are profiled only when the data holds every input of `signature` as the model takes
 /// it (numbers; categories as codes): raw training data with categories as text still gets its
 /// input profile, and the reason its outputs are not profiled is logged.
@@ -34,6 +36,7 @@ pub(crate) fn profile_reference(
     bytes: &Bytes,
     model: &dyn Model,
     signature: &Signature,
+    features: Option<&Pipeline>,
 ) -> Result<ReferenceProfiles, RegistryError> {
     let invalid = |e: String| RegistryError::Invalid(format!("reference data {name}: {e}"));
     let extension = if name.to_ascii_lowercase().ends_with(".csv") {
@@ -49,7 +52,11 @@ pub(crate) fn profile_reference(
     std::io::Write::write_all(&mut file, bytes)
         .map_err(|e| invalid(format!("cannot stage it: {e}")))?;
     let inputs = ReferenceProfile::from_file(file.path()).map_err(|e| invalid(e.to_string()))?;
-    let outputs = match profile_outputs(file.path(), model, signature) {
+    let outputs = match features {
+        Some(pipeline) => profile_outputs_through(file.path(), model, pipeline),
+        None => profile_outputs(file.path(), model, signature),
+    };
+    let outputs = match outputs {
         Ok(outputs) => Some(outputs),
         Err(e) => {
             tracing::warn!(
@@ -92,6 +99,26 @@ fn profile_outputs(
         .map_err(|e| strip(e.to_string(), path))?
     {
         batches.push(model.predict(&chunk.features).map_err(|e| e.to_string())?);
+    }
+    if batches.is_empty() {
+        return Err("it has no rows".into());
+    }
+    Ok(ReferenceProfile::from_outputs(&batches))
+}
+
+/// The outputs of `model` on raw data turned into its columns by `pipeline`.
+fn profile_outputs_through(
+    path: &Path,
+    model: &dyn Model,
+    pipeline: &Pipeline,
+) -> Result<ReferenceProfile, String> {
+    let mut batches = Vec::new();
+    for batch in
+        berth_tables::record_batches(path, CHUNK_ROWS).map_err(|e| strip(e.to_string(), path))?
+    {
+        let batch = batch.map_err(|e| strip(e.to_string(), path))?;
+        let matrix = pipeline.apply(&batch).map_err(|e| e.to_string())?;
+        batches.push(model.predict(&matrix).map_err(|e| e.to_string())?);
     }
     if batches.is_empty() {
         return Err("it has no rows".into());

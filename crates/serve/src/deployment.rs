@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
 use axum::http::HeaderMap;
 use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
 use berth_features::Pipeline;
@@ -25,7 +26,7 @@ use serde_json::Value;
 
 use crate::batcher::{BatchConfig, BatchError, Batched, Batcher};
 use crate::metrics::ServeMetrics;
-use crate::monitoring::{LiveProfiles, VersionMonitor};
+use crate::monitoring::{LiveProfiles, ScoredRows, VersionMonitor};
 use crate::protocol::row_value;
 use crate::route::{Route, TrafficWindows};
 use crate::validate::{Columns, ValidationError, validate, validate_batch};
@@ -163,11 +164,10 @@ impl Deployment {
                 |field| self.signature.inputs.iter().any(|f| f.name == field),
             );
         };
-        let rows = model_matrix(&self.signature, self.features.as_deref(), columns)
+        let (rows, raw) = scored_rows(&self.signature, self.features.as_deref(), columns)
             .inspect_err(observe_rejected)?;
-        // Profiles describe the signature's fields; a feature spec's matrix is not those.
-        let profiling = match (&self.watchers.profiles, &self.monitor, &self.features) {
-            (Some(profiles), Some(monitor), None) => Some((profiles, monitor)),
+        let profiling = match (&self.watchers.profiles, &self.monitor) {
+            (Some(profiles), Some(monitor)) => Some((profiles, monitor)),
             _ => None,
         };
         // One copy of the rows, for whoever watches them (the record reads it, the profiler
@@ -212,6 +212,11 @@ impl Deployment {
             }
         }
         if let (Some((profiles, monitor)), Some(rows)) = (profiling, kept) {
+            // Profiles describe the signature's fields: the raw ones of a feature spec.
+            let rows = match raw {
+                Some(batch) => ScoredRows::Raw(batch),
+                None => ScoredRows::Matrix(rows),
+            };
             profiles.observe(
                 caller.endpoint,
                 &self.model,
@@ -281,17 +286,28 @@ pub fn model_matrix(
     features: Option<&Pipeline>,
     columns: &Columns,
 ) -> Result<FeatureMatrix, ValidationError> {
+    scored_rows(signature, features, columns).map(|(matrix, _)| matrix)
+}
+
+/// [`model_matrix`], and for a version with a feature spec the raw fields it read (what its
+/// inputs are profiled on).
+fn scored_rows(
+    signature: &Signature,
+    features: Option<&Pipeline>,
+    columns: &Columns,
+) -> Result<(FeatureMatrix, Option<RecordBatch>), ValidationError> {
     match features {
-        None => validate(signature, columns),
+        None => Ok((validate(signature, columns)?, None)),
         Some(pipeline) => {
             let batch = validate_batch(signature, columns)?;
-            pipeline.apply(&batch).map_err(|e| {
+            let matrix = pipeline.apply(&batch).map_err(|e| {
                 ValidationError::single(
                     "(features)",
                     "inputs the feature spec can turn into the model's columns",
                     e.to_string(),
                 )
-            })
+            })?;
+            Ok((matrix, Some(batch)))
         }
     }
 }

@@ -22,6 +22,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow_array::RecordBatch;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -121,12 +122,43 @@ struct Key {
     version: i64,
 }
 
+/// The rows a prediction scored, as profiles read them.
+pub enum ScoredRows {
+    /// Validated rows in signature order (a version without a feature spec).
+    Matrix(FeatureMatrix),
+    /// The raw fields a version's feature spec read (its signature's fields).
+    Raw(RecordBatch),
+}
+
+/// [`ScoredRows`] borrowed.
+#[derive(Clone, Copy)]
+pub enum RowsRef<'a> {
+    Matrix(&'a FeatureMatrix),
+    Raw(&'a RecordBatch),
+}
+
+impl ScoredRows {
+    fn as_ref(&self) -> RowsRef<'_> {
+        match self {
+            ScoredRows::Matrix(m) => RowsRef::Matrix(m),
+            ScoredRows::Raw(b) => RowsRef::Raw(b),
+        }
+    }
+
+    fn rows(&self) -> usize {
+        match self {
+            ScoredRows::Matrix(m) => m.rows(),
+            ScoredRows::Raw(b) => b.num_rows(),
+        }
+    }
+}
+
 /// One answered batch, as serving hands it over.
 struct Observation {
     key: Key,
     at: DateTime<Utc>,
     monitor: Arc<VersionMonitor>,
-    rows: FeatureMatrix,
+    rows: ScoredRows,
     outputs: Vec<NamedTensor>,
 }
 
@@ -279,7 +311,7 @@ impl LiveProfiles {
         model: &str,
         version: i64,
         monitor: &Arc<VersionMonitor>,
-        rows: FeatureMatrix,
+        rows: ScoredRows,
         outputs: Vec<NamedTensor>,
     ) {
         let n = rows.rows() as u64;
@@ -331,8 +363,7 @@ impl LiveProfiles {
         }
         for ((key, start), group) in groups {
             let monitor = group[0].monitor.clone();
-            // The rows of all the group's requests at once: a column is read once per group.
-            let parts: Vec<&FeatureMatrix> = group.iter().map(|o| &o.rows).collect();
+            let parts: Vec<RowsRef<'_>> = group.iter().map(|o| o.rows.as_ref()).collect();
             let profiles =
                 profile_rows(&monitor, &parts, group.iter().map(|o| o.outputs.as_slice()));
             let Ok(mut state) = self.state.lock() else {
@@ -632,15 +663,30 @@ impl LiveProfiles {
 /// The profiles of some answered rows and their outputs against `monitor`'s references.
 fn profile_rows<'o>(
     monitor: &VersionMonitor,
-    parts: &[&FeatureMatrix],
+    parts: &[RowsRef<'_>],
     outputs: impl Iterator<Item = &'o [NamedTensor]>,
 ) -> WindowProfiles {
     let mut inputs = ProfileBuilder::new(&monitor.inputs);
-    match FeatureMatrix::concat(parts) {
-        Some(rows) => observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &rows),
-        None => parts
+    // The matrices of all the group's requests at once: a column is read once per group.
+    let matrices: Vec<&FeatureMatrix> = parts
+        .iter()
+        .filter_map(|p| match p {
+            RowsRef::Matrix(m) => Some(*m),
+            RowsRef::Raw(_) => None,
+        })
+        .collect();
+    match FeatureMatrix::concat(&matrices) {
+        Some(rows) if rows.rows() > 0 => {
+            observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &rows)
+        }
+        _ => matrices
             .iter()
             .for_each(|rows| observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, rows)),
+    }
+    for part in parts {
+        if let RowsRef::Raw(batch) = part {
+            observe_raw(&mut inputs, &monitor.signature, batch);
+        }
     }
     let outputs = monitor.outputs.as_ref().map(|reference| {
         let mut builder = ProfileBuilder::new(reference);
@@ -680,8 +726,8 @@ impl ScoredProfiles {
         }
     }
 
-    /// Adds scored rows (in signature order) and their outputs to the current window.
-    pub fn observe(&mut self, rows: &FeatureMatrix, outputs: &[NamedTensor]) {
+    /// Adds scored rows and their outputs to the current window.
+    pub fn observe(&mut self, rows: RowsRef<'_>, outputs: &[NamedTensor]) {
         let profiles = profile_rows(&self.monitor, &[rows], std::iter::once(outputs));
         let label = &self.key.endpoint;
         match self.windows.entry(window_start(Utc::now())) {
@@ -720,6 +766,21 @@ impl ScoredProfiles {
             })
             .collect();
         store.upsert_profile_windows(&rows).await
+    }
+}
+
+/// Feeds the signature's fields of a raw batch to `builder` (other columns of the batch, such
+/// as a row id, are not the version's inputs).
+fn observe_raw(builder: &mut ProfileBuilder<'_>, signature: &Signature, batch: &RecordBatch) {
+    let schema = batch.schema();
+    let fields: Vec<usize> = signature
+        .inputs
+        .iter()
+        .filter_map(|f| schema.index_of(&f.name).ok())
+        .collect();
+    match batch.project(&fields) {
+        Ok(inputs) => builder.observe_batch(&inputs),
+        Err(e) => tracing::warn!("raw inputs not profiled: {e}"),
     }
 }
 
