@@ -40,6 +40,8 @@ pub const SHADOW_CONCURRENCY: usize = 32;
 pub const SHADOW_WORST: usize = 20;
 /// Output rows per side and window kept to measure the candidate's prediction drift.
 pub const DRIFT_SAMPLE_ROWS: usize = 20_000;
+/// Primary output rows a window needs to be the baseline of prediction drift by itself.
+pub const DRIFT_BASELINE_ROWS: usize = 50;
 
 /// What answers one name: a primary, maybe a canary, maybe shadows.
 pub struct Route {
@@ -258,11 +260,26 @@ pub struct SideWindow {
     outputs: Mutex<OutputSample>,
 }
 
-/// The first [`DRIFT_SAMPLE_ROWS`] output rows of a window.
+/// The first [`DRIFT_SAMPLE_ROWS`] output rows of a window, and the last earlier window's
+/// sample that had at least [`DRIFT_BASELINE_ROWS`] (a primary at a 100 % canary step answers
+/// next to nothing; its outputs before are what the candidate is compared with).
 #[derive(Default)]
 struct OutputSample {
     rows: usize,
     batches: Vec<Vec<NamedTensor>>,
+    previous: Vec<Vec<NamedTensor>>,
+}
+
+impl OutputSample {
+    /// What this side's outputs are compared on: this window's, or when it has too few rows
+    /// the last earlier window's that had enough.
+    fn baseline(&self) -> Vec<Vec<NamedTensor>> {
+        if self.rows >= DRIFT_BASELINE_ROWS || self.previous.is_empty() {
+            self.batches.clone()
+        } else {
+            self.previous.clone()
+        }
+    }
 }
 
 impl SideWindow {
@@ -297,7 +314,16 @@ impl SideWindow {
         self.requests.store(0, Ordering::Relaxed);
         self.errors.store(0, Ordering::Relaxed);
         self.latency.reset();
-        *lock(&self.outputs) = OutputSample::default();
+        let mut sample = lock(&self.outputs);
+        let previous = if sample.rows >= DRIFT_BASELINE_ROWS {
+            std::mem::take(&mut sample.batches)
+        } else {
+            std::mem::take(&mut sample.previous)
+        };
+        *sample = OutputSample {
+            previous,
+            ..OutputSample::default()
+        };
     }
 }
 
@@ -418,13 +444,20 @@ impl TrafficWindows {
     ) -> (WindowStats, WindowStats) {
         let p = self.stats(endpoint, primary.0, primary.1);
         let mut c = self.stats(endpoint, candidate.0, candidate.1);
-        let sample = |(model, version): (&str, i64)| {
+        let sample = |(model, version): (&str, i64), baseline: bool| {
             lock(&self.sides)
                 .get(&key(endpoint, model, version))
-                .map(|s| lock(&s.outputs).batches.clone())
+                .map(|s| {
+                    let sample = lock(&s.outputs);
+                    if baseline {
+                        sample.baseline()
+                    } else {
+                        sample.batches.clone()
+                    }
+                })
                 .unwrap_or_default()
         };
-        let (ps, cs) = (sample(primary), sample(candidate));
+        let (ps, cs) = (sample(primary, true), sample(candidate, false));
         if !ps.is_empty() && !cs.is_empty() {
             c.prediction_drift = berth_monitor::prediction_drift(&ps, &cs);
         }
@@ -455,5 +488,45 @@ impl TrafficWindows {
                 *lock(comparison) = ShadowComparison::new(SHADOW_WORST);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::{OutputRole, Tensor, TensorData};
+
+    fn scores(rows: usize) -> Vec<NamedTensor> {
+        vec![NamedTensor {
+            name: "p".into(),
+            role: OutputRole::Probabilities,
+            tensor: Tensor::new(vec![rows, 1], TensorData::Fp32(vec![0.5; rows])).expect("tensor"),
+        }]
+    }
+
+    fn rows(batches: &[Vec<NamedTensor>]) -> usize {
+        batches.iter().map(|b| b[0].tensor.shape()[0]).sum()
+    }
+
+    #[test]
+    fn a_primary_with_too_few_answers_is_compared_on_its_last_full_window() {
+        let side = SideWindow::default();
+        side.keep_outputs(&scores(DRIFT_BASELINE_ROWS));
+        assert_eq!(rows(&lock(&side.outputs).baseline()), DRIFT_BASELINE_ROWS);
+        side.reset();
+        // A 100 % canary step: the primary answers 3 rows; its last full window stands in.
+        side.keep_outputs(&scores(3));
+        assert_eq!(rows(&lock(&side.outputs).baseline()), DRIFT_BASELINE_ROWS);
+        // Still so a window later (a thin window does not replace the baseline) ...
+        side.reset();
+        side.keep_outputs(&scores(2));
+        assert_eq!(rows(&lock(&side.outputs).baseline()), DRIFT_BASELINE_ROWS);
+        // ... until a full window comes.
+        side.reset();
+        side.keep_outputs(&scores(DRIFT_BASELINE_ROWS + 1));
+        assert_eq!(
+            rows(&lock(&side.outputs).baseline()),
+            DRIFT_BASELINE_ROWS + 1
+        );
     }
 }
