@@ -169,57 +169,162 @@ pub struct ScoredChunk<'a> {
     pub outputs: &'a [NamedTensor],
 }
 
+/// A chunk read (and, for a version with a feature spec, turned into the model's columns),
+/// ready to score.
+struct ReadChunk {
+    path: PathBuf,
+    /// 0-based row of the file of the chunk's first row.
+    first_row: usize,
+    ids: Option<Vec<String>>,
+    matrix: FeatureMatrix,
+    raw: Option<RecordBatch>,
+    /// Rows left out (with `--on-error skip`), in file order, before this chunk's rows.
+    rejected: Vec<RejectedRow>,
+}
+
+/// A chunk scored, for the writer.
+struct ScoredRows {
+    ids: Option<Vec<String>>,
+    outputs: Vec<NamedTensor>,
+    rows: usize,
+}
+
+/// Chunks in flight between two stages: enough to keep each busy, few enough to bound memory.
+const IN_FLIGHT: usize = 2;
+
 /// Scores every row of `files` with `version`, into one output (CSV on standard output when
-/// `None`); `after_chunk` sees each chunk once it is written (for progress and monitoring).
+/// `None`); `after_chunk` sees each chunk once it is scored (for progress and monitoring).
 /// Files are taken one at a time, so an iterator can fetch each when it is due.
-pub fn score_files(
+///
+/// Three stages overlap: one thread reads (and applies the feature spec), this one scores
+/// (the model using its own threads), one formats and writes; each hands the next at most
+/// [`IN_FLIGHT`] chunks, so memory stays bounded by the chunk size.
+pub fn score_files<I>(
     version: &ScoringVersion<'_>,
-    files: impl IntoIterator<Item = Result<PathBuf, BatchError>>,
+    files: I,
     output: Option<&Path>,
     options: &ScoreOptions,
     mut after_chunk: impl FnMut(ScoredChunk<'_>),
-) -> Result<ScoreSummary, BatchError> {
-    let mut writer = TableWriter::create(output, &options.id_column)?.stamped(&version.label);
+) -> Result<ScoreSummary, BatchError>
+where
+    I: IntoIterator<Item = Result<PathBuf, BatchError>>,
+    I::IntoIter: Send,
+{
+    if let Some(path) = output {
+        crate::sink::OutputFormat::from_path(path)?;
+    }
     let mut rejects = match &options.on_error {
         OnError::Fail => None,
         OnError::Skip { rejects } => Some(Rejects::create(rejects)?),
     };
+    let skip_bad_rows = rejects.is_some();
     let mut summary = ScoreSummary {
         rows: 0,
         chunks: 0,
         rejected: 0,
     };
+    let files = files.into_iter();
+    std::thread::scope(|scope| {
+        let (read_tx, read_rx) =
+            std::sync::mpsc::sync_channel::<Result<ReadChunk, BatchError>>(IN_FLIGHT);
+        let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<ScoredRows>(IN_FLIGHT);
+        let features = version.features;
+        let info = version.model.info();
+        let reader = scope.spawn(move || {
+            let sent = read_files(
+                files,
+                features,
+                info,
+                options,
+                skip_bad_rows,
+                &mut |chunk| read_tx.send(Ok(chunk)).is_ok(),
+            );
+            if let Err(e) = sent {
+                // The scorer may be gone already (it failed first); its error is the one told.
+                let _ = read_tx.send(Err(e));
+            }
+        });
+        let label = version.label.as_str();
+        let writer = scope.spawn(move || -> Result<(), BatchError> {
+            let mut writer = TableWriter::create(output, &options.id_column)?.stamped(label);
+            for scored in write_rx {
+                writer.write(scored.ids.as_deref(), &scored.outputs, scored.rows)?;
+            }
+            writer.finish()
+        });
+        let scored =
+            (|| -> Result<(), BatchError> {
+                for chunk in read_rx {
+                    let chunk = chunk?;
+                    if let Some(rejects) = &mut rejects {
+                        rejects.write(&chunk.path, &chunk.rejected)?;
+                    }
+                    let rows = chunk.matrix.rows();
+                    if rows == 0 {
+                        continue;
+                    }
+                    let outputs = version.model.predict(&chunk.matrix).map_err(|source| {
+                        BatchError::Predict {
+                            path: chunk.path.clone(),
+                            first_row: chunk.first_row + 1,
+                            last_row: chunk.first_row + rows,
+                            source,
+                        }
+                    })?;
+                    summary.rows += rows;
+                    summary.chunks += 1;
+                    after_chunk(ScoredChunk {
+                        rows_done: summary.rows,
+                        inputs: &chunk.matrix,
+                        raw: chunk.raw.as_ref(),
+                        outputs: &outputs,
+                    });
+                    let scored = ScoredRows {
+                        ids: chunk.ids,
+                        outputs,
+                        rows,
+                    };
+                    if write_tx.send(scored).is_err() {
+                        // The writer stopped: its error is the one told.
+                        break;
+                    }
+                }
+                Ok(())
+            })();
+        drop(write_tx);
+        // A panic is a bug: passed on as it is.
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // Reading stops once its channel is gone.
+        if let Err(panic) = reader.join() {
+            std::panic::resume_unwind(panic);
+        }
+        scored.and(written)
+    })?;
+    if let Some(rejects) = rejects {
+        summary.rejected = rejects.finish()?;
+    }
+    Ok(summary)
+}
+
+/// Reads `files` chunk by chunk into the model's matrix, handing each to `send` (which says
+/// whether to go on). A bad row fails the read unless `skip_bad_rows`, when it travels with the
+/// next chunk as rejected.
+fn read_files(
+    files: impl Iterator<Item = Result<PathBuf, BatchError>>,
+    features: Option<&Pipeline>,
+    info: &berth_core::ModelInfo,
+    options: &ScoreOptions,
+    skip_bad_rows: bool,
+    send: &mut dyn FnMut(ReadChunk) -> bool,
+) -> Result<(), BatchError> {
     for path in files {
-        let path = &path?;
-        let mut score = |ids: Option<Vec<String>>,
-                         matrix: &FeatureMatrix,
-                         raw: Option<&RecordBatch>,
-                         first_row| {
-            let rows = matrix.rows();
-            let outputs = version
-                .model
-                .predict(matrix)
-                .map_err(|source| BatchError::Predict {
-                    path: path.clone(),
-                    first_row: first_row + 1,
-                    last_row: first_row + rows,
-                    source,
-                })?;
-            writer.write(ids.as_deref(), &outputs, rows)?;
-            summary.rows += rows;
-            summary.chunks += 1;
-            after_chunk(ScoredChunk {
-                rows_done: summary.rows,
-                inputs: matrix,
-                raw,
-                outputs: &outputs,
-            });
-            Ok::<(), BatchError>(())
-        };
-        match version.features {
+        let path = path?;
+        match features {
             Some(pipeline) => {
                 let mut first_row = 0;
-                for batch in berth_tables::record_batches(path, options.chunk_rows)? {
+                for batch in berth_tables::record_batches(&path, options.chunk_rows)? {
                     let batch = batch?;
                     let applied =
                         pipeline
@@ -229,7 +334,7 @@ pub fn score_files(
                                 first_row: first_row + 1,
                                 problem: e.to_string(),
                             })?;
-                    let bad: Vec<RejectedRow> = applied
+                    let rejected: Vec<RejectedRow> = applied
                         .bad
                         .into_iter()
                         .map(|b| RejectedRow {
@@ -239,55 +344,60 @@ pub fn score_files(
                             got: b.got,
                         })
                         .collect();
-                    match (&mut rejects, bad.first()) {
-                        (_, None) => {}
-                        (Some(rejects), Some(_)) => rejects.write(path, &bad)?,
-                        (None, Some(first)) => {
-                            return Err(TableError::Value {
-                                path: path.clone(),
-                                row: first.row,
-                                column: first.column.clone(),
-                                expected: first.expected,
-                                got: first.got.clone(),
-                            }
-                            .into());
+                    if let (false, Some(first)) = (skip_bad_rows, rejected.first()) {
+                        return Err(TableError::Value {
+                            path: path.clone(),
+                            row: first.row,
+                            column: first.column.clone(),
+                            expected: first.expected,
+                            got: first.got.clone(),
                         }
+                        .into());
                     }
-                    if applied.matrix.rows() > 0 {
-                        let ids = berth_tables::id_texts(&batch, &options.id_column)
-                            .map(|ids| applied.kept.iter().map(|&i| ids[i].clone()).collect());
-                        score(ids, &applied.matrix, Some(&batch), first_row)?;
+                    let ids = berth_tables::id_texts(&batch, &options.id_column)
+                        .map(|ids| applied.kept.iter().map(|&i| ids[i].clone()).collect());
+                    let rows = batch.num_rows();
+                    let chunk = ReadChunk {
+                        path: path.clone(),
+                        first_row,
+                        ids,
+                        matrix: applied.matrix,
+                        raw: Some(batch),
+                        rejected,
+                    };
+                    if !send(chunk) {
+                        return Ok(());
                     }
-                    first_row += batch.num_rows();
+                    first_row += rows;
                 }
             }
             None => {
-                let info = version.model.info();
                 let features = Features {
                     names: info.feature_names.as_deref(),
                     count: info.num_features,
                     id_column: &options.id_column,
                 };
-                let mut reader = TableReader::open(path, &features, options.chunk_rows)?;
-                if rejects.is_some() {
+                let mut reader = TableReader::open(&path, &features, options.chunk_rows)?;
+                if skip_bad_rows {
                     reader = reader.skip_bad_rows();
                 }
                 while let Some(chunk) = reader.next_chunk()? {
-                    if let Some(rejects) = &mut rejects {
-                        rejects.write(path, &chunk.rejected)?;
-                    }
-                    if chunk.features.rows() > 0 {
-                        score(chunk.ids, &chunk.features, None, chunk.first_row)?;
+                    let chunk = ReadChunk {
+                        path: path.clone(),
+                        first_row: chunk.first_row,
+                        ids: chunk.ids,
+                        matrix: chunk.features,
+                        raw: None,
+                        rejected: chunk.rejected,
+                    };
+                    if !send(chunk) {
+                        return Ok(());
                     }
                 }
             }
         }
     }
-    writer.finish()?;
-    if let Some(rejects) = rejects {
-        summary.rejected = rejects.finish()?;
-    }
-    Ok(summary)
+    Ok(())
 }
 
 /// The rejects file: one CSV line per row left out.

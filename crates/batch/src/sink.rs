@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use berth_core::{NamedTensor, json_at, output_columns, text_at};
+use berth_core::{NamedTensor, TensorData, json_at, output_columns};
 
 use berth_tables::TableError;
 
@@ -129,27 +129,32 @@ impl TableWriter {
                     writeln!(self.out, "{}", header.join(",")).map_err(|e| io(e, self.path()))?;
                     self.header_written = true;
                 }
+                let version = self.stamp.as_deref().map(csv_escape);
+                let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
                 for r in 0..rows {
                     line.clear();
                     if let Some(ids) = ids {
-                        line.push_str(&csv_escape(&ids[r]));
+                        push_csv(&mut line, &ids[r]);
                         line.push(',');
                     }
                     for (i, names) in &columns {
                         let data = outputs[*i].tensor.data();
                         for k in 0..names.len() {
-                            line.push_str(&csv_escape(&text_at(data, r * names.len() + k)));
+                            push_cell(&mut line, data, r * names.len() + k);
                             line.push(',');
                         }
                     }
-                    if let Some(version) = &self.stamp {
-                        line.push_str(&csv_escape(version));
+                    if let Some(version) = &version {
+                        line.push_str(version);
                         line.push(',');
-                        line.push_str(&uuid::Uuid::now_v7().to_string());
+                        line.push_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut uuid));
                         line.push(',');
                     }
                     line.pop();
-                    writeln!(self.out, "{line}").map_err(|e| io(e, self.path()))?;
+                    line.push('\n');
+                    self.out
+                        .write_all(line.as_bytes())
+                        .map_err(|e| io(e, self.path()))?;
                 }
             }
             OutputFormat::JsonLines => {
@@ -192,6 +197,34 @@ impl TableWriter {
             std::fs::rename(partial, done).map_err(|e| TableError::io(done, e))?;
         }
         Ok(())
+    }
+}
+
+/// Appends value `i` of `data` as a CSV cell, as [`berth_core::text_at`] writes it, without a new string.
+fn push_cell(line: &mut String, data: &TensorData, i: usize) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match data {
+        TensorData::Bool(v) => write!(line, "{}", v[i]),
+        TensorData::Int32(v) => write!(line, "{}", v[i]),
+        TensorData::Int64(v) => write!(line, "{}", v[i]),
+        TensorData::Fp32(v) => write!(line, "{}", v[i]),
+        TensorData::Fp64(v) => write!(line, "{}", v[i]),
+        TensorData::Bytes(v) => {
+            push_csv(line, &v[i]);
+            Ok(())
+        }
+    };
+}
+
+/// Appends `v` as a CSV cell: quoted when it holds a comma, a quote or a line break.
+fn push_csv(line: &mut String, v: &str) {
+    if v.contains([',', '"', '\n', '\r']) {
+        line.push('"');
+        line.push_str(&v.replace('"', "\"\""));
+        line.push('"');
+    } else {
+        line.push_str(v);
     }
 }
 

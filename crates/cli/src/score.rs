@@ -160,7 +160,7 @@ impl Inputs {
     fn files<'a>(
         &'a self,
         scratch: &'a Path,
-    ) -> Box<dyn Iterator<Item = Result<PathBuf, BatchError>> + 'a> {
+    ) -> Box<dyn Iterator<Item = Result<PathBuf, BatchError>> + Send + 'a> {
         match self {
             Inputs::Local(files) => Box::new(files.iter().cloned().map(Ok)),
             Inputs::S3 { bucket, keys } => {
