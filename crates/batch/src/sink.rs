@@ -147,7 +147,11 @@ impl TableWriter {
                     if let Some(version) = &version {
                         line.push_str(version);
                         line.push(',');
-                        line.push_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut uuid));
+                        line.push_str(
+                            berth_core::prediction_id()
+                                .hyphenated()
+                                .encode_lower(&mut uuid),
+                        );
                         line.push(',');
                     }
                     line.pop();
@@ -176,7 +180,7 @@ impl TableWriter {
                         object.insert("version".into(), version.clone().into());
                         object.insert(
                             "prediction_id".into(),
-                            uuid::Uuid::now_v7().to_string().into(),
+                            berth_core::prediction_id().to_string().into(),
                         );
                     }
                     writeln!(self.out, "{}", serde_json::Value::Object(object))

@@ -70,7 +70,7 @@ pub struct PredictionRecord {
 impl PredictionRecord {
     /// A new prediction id: a UUIDv7 string, so ids sort by creation time.
     pub fn new_id() -> String {
-        uuid::Uuid::now_v7().to_string()
+        berth_core::prediction_id().to_string()
     }
 
     /// The row stored for this record (its inputs as they are: redact first).
