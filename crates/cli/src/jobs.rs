@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use berth_batch::{Schedule, ScoreJob};
 use berth_registry::Registry;
-use berth_serve::json_error as error;
+use berth_serve::{Actor, json_error as error};
 use berth_store::{JobRow, JobRunRow, RunStatus, StoreError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
@@ -478,7 +478,6 @@ struct NewJob {
     spec: ScoreJob,
     #[serde(default)]
     replace: bool,
-    actor: Option<String>,
     reason: Option<String>,
 }
 
@@ -525,6 +524,7 @@ async fn show_job(State(registry): State<Arc<Registry>>, Path(name): Path<String
 
 async fn add_job(
     State(registry): State<Arc<Registry>>,
+    Actor(actor): Actor,
     body: Result<Json<NewJob>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let Json(new) = match body {
@@ -538,7 +538,7 @@ async fn add_job(
         Ok(spec) => spec,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let change = registry.change(new.actor.as_deref().unwrap_or("api"), new.reason);
+    let change = registry.change(&actor, new.reason);
     match registry
         .metadata()
         .put_job(&new.name, new.schedule.trim(), &spec, new.replace, &change)
@@ -552,8 +552,12 @@ async fn add_job(
     }
 }
 
-async fn remove_job(State(registry): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
-    let change = registry.change("api", Some("DELETE /api/v1/jobs".into()));
+async fn remove_job(
+    State(registry): State<Arc<Registry>>,
+    Actor(actor): Actor,
+    Path(name): Path<String>,
+) -> Response {
+    let change = registry.change(&actor, Some("DELETE /api/v1/jobs".into()));
     match registry.metadata().delete_job(&name, &change).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no job named '{name}'")),

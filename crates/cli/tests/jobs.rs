@@ -226,7 +226,14 @@ fn jobs_run_on_their_schedule_once_per_tick_and_keep_their_history() {
             .is_some_and(|t| t.contains("T02:00:00")),
         "{created}"
     );
-    let (status, _, _) = server.request("DELETE", "/api/v1/jobs/api-job", None);
+    let (status, _, _) = common::http(
+        &server.address,
+        "DELETE",
+        "/api/v1/jobs/api-job",
+        &[("x-berth-actor", "ops-bot")],
+        None,
+    )
+    .expect("request");
     assert_eq!(status, 204);
     let (status, _, text) = server.request("GET", "/api/v1/jobs/api-job", None);
     assert_eq!(status, 404, "{text}");
@@ -248,5 +255,16 @@ fn jobs_run_on_their_schedule_once_per_tick_and_keep_their_history() {
     assert!(
         audit.contains("job.add") && audit.contains("job.remove"),
         "{audit}"
+    );
+    let audit: Value = serde_json::from_str(&cli_ok(&["--json", "audit"])).expect("JSON");
+    assert!(
+        audit
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["action"] == "job.remove"
+                && e["subject"] == "api-job"
+                && e["actor"] == "ops-bot"),
+        "the API's x-berth-actor is who removed it: {audit}"
     );
 }

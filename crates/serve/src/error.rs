@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 /// A failed request: its status and a message for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     status: StatusCode,
     message: String,
 }

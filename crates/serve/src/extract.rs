@@ -107,7 +107,7 @@ where
 }
 
 /// Who makes a change: the `x-berth-actor` header, else `api`.
-pub(crate) struct Actor(pub String);
+pub struct Actor(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Actor {
     type Rejection = ApiError;

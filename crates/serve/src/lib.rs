@@ -33,6 +33,8 @@ pub mod validate;
 
 pub use admin::{AdminApi, MAX_REQUEST_BYTES, admin_router};
 pub use dashboard::dashboard_router;
+pub use error::ApiError;
+pub use extract::Actor;
 pub use protocol::json_error;
 pub use rollout_api::rollout_router;
 
