@@ -151,6 +151,18 @@ fn unfitted_specs_and_missing_fields_are_refused_by_name() {
     );
 }
 
+/// The raw fields the fixtures' feature spec reads.
+const RAW_FIELDS: [&str; 8] = [
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "data_usage_gb",
+    "support_calls",
+    "payment_method",
+    "region",
+    "plan",
+];
+
 /// The rows of `data` as JSON records of the fields the fitted spec reads.
 fn raw_records(
     data: &std::path::Path,
@@ -287,17 +299,7 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
         assert_eq!(b.to_bits(), o.to_bits(), "row {r}: batch {b}, offline {o}");
     }
     let server = common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]);
-    let fields = [
-        "tenure_months",
-        "monthly_charges",
-        "total_charges",
-        "data_usage_gb",
-        "support_calls",
-        "payment_method",
-        "region",
-        "plan",
-    ];
-    let records = raw_records(&parity, &fields);
+    let records = raw_records(&parity, &RAW_FIELDS);
     assert_eq!(records.len(), offline.len());
     for (r, record) in records.iter().enumerate() {
         let body = serde_json::json!({"instances": [record]}).to_string();
@@ -563,17 +565,7 @@ fn a_version_with_a_spec_is_monitored_on_its_raw_fields_online_and_in_batch() {
     ]);
     run(&["endpoints", "set", "churnf-moved", "churnf/1"]);
     let server = common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]);
-    let fields = [
-        "tenure_months",
-        "monthly_charges",
-        "total_charges",
-        "data_usage_gb",
-        "support_calls",
-        "payment_method",
-        "region",
-        "plan",
-    ];
-    let records = raw_records(&train, &fields);
+    let records = raw_records(&train, &RAW_FIELDS);
     for (endpoint, shift) in [("churnf", 0.0), ("churnf-moved", 120.0)] {
         for chunk in records[..600].chunks(200) {
             let instances: Vec<serde_json::Value> = chunk

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{berth, berth_ok, fixtures, path, read_csv};
+use common::{TestStore, berth_ok, fixtures, path, read_csv};
 use serde_json::Value;
 
 /// `berth jobs show NAME --json` once `done(job)` holds, within 20 s.
@@ -34,13 +34,12 @@ fn runs(job: &Value) -> &Vec<Value> {
 
 #[test]
 fn jobs_run_on_their_schedule_once_per_tick_and_keep_their_history() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = dir.path().join("data");
-    let store = path(&store);
-    let cli = |args: &[&str]| berth(&[&["--store", store], args].concat());
-    let cli_ok = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
-    let model = fixtures().join("models/xgb_classifier.json");
-    cli_ok(&["models", "register", "churn", path(&model)]);
+    let test_store = TestStore::with_churn();
+    let (dir, store) = (&test_store.dir, test_store.store());
+    let (cli, cli_ok) = (
+        |a: &[&str]| test_store.run(a),
+        |a: &[&str]| test_store.ok(a),
+    );
     cli_ok(&["endpoints", "set", "churn-api", "churn/1"]);
     let eval = fixtures().join("data/eval_features.csv");
     let out = dir.path().join("out");

@@ -4,31 +4,18 @@
 
 mod common;
 
-use common::{berth, berth_ok, fixtures, path, read_csv};
+use common::{TestStore, fixtures, path, read_csv};
 
 #[test]
 fn a_version_scores_files_folders_and_shards() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = dir.path().join("data");
-    let store = path(&store);
-    let cli = |args: &[&str]| berth(&[&["--store", store], args].concat());
-    let cli_ok = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
-    let model = fixtures().join("models/xgb_classifier.json");
-    assert!(
-        cli(&["models", "register", "churn", path(&model)])
-            .status
-            .success()
+    let store = TestStore::with_churn();
+    let (dir, cli, cli_ok) = (
+        &store.dir,
+        |a: &[&str]| store.run(a),
+        |a: &[&str]| store.ok(a),
     );
-    assert!(
-        cli(&["alias", "set", "churn@champion", "1"])
-            .status
-            .success()
-    );
-    assert!(
-        cli(&["endpoints", "set", "churn-api", "churn@champion"])
-            .status
-            .success()
-    );
+    cli_ok(&["alias", "set", "churn@champion", "1"]);
+    cli_ok(&["endpoints", "set", "churn-api", "churn@champion"]);
 
     let eval = fixtures().join("data/eval_features.csv");
     let (_, expected) = read_csv(&fixtures().join("models/xgb_classifier.json.expected.csv"));
@@ -169,40 +156,25 @@ fn a_version_scores_files_folders_and_shards() {
     }
 }
 
-/// The test bucket on the local S3 emulator that scripts/test.sh starts, if there is one.
-fn s3_bucket() -> Option<String> {
-    match std::env::var("BERTH_TEST_S3_BUCKET") {
-        Ok(b) => Some(b),
-        Err(_) if std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
-            panic!("the S3 emulator is required (BERTH_REQUIRE_SERVICES=1); run scripts/test.sh")
-        }
-        Err(_) => {
-            eprintln!(
-                "skipped: no S3 emulator (BERTH_TEST_S3_BUCKET unset); scripts/test.sh starts one"
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn inputs_and_outputs_at_s3_urls() {
     use object_store::ObjectStoreExt;
     use object_store::path::Path as Key;
-    let Some(bucket) = s3_bucket() else { return };
+    let Some(bucket) = berth_store::testing::s3_test_bucket() else {
+        return;
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let s3 = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
         .build()
         .expect("S3 client");
     let prefix = format!("score-{}", std::process::id());
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = dir.path().join("data");
-    let store = path(&store);
-    let cli = |args: &[&str]| berth(&[&["--store", store], args].concat());
-    let cli_ok = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
-    let model = fixtures().join("models/xgb_classifier.json");
-    cli_ok(&["models", "register", "churn", path(&model)]);
+    let store = TestStore::with_churn();
+    let (dir, cli, cli_ok) = (
+        &store.dir,
+        |a: &[&str]| store.run(a),
+        |a: &[&str]| store.ok(a),
+    );
 
     // Three parts and a file that is not data, in one S3 "folder".
     let text = std::fs::read_to_string(fixtures().join("data/eval_features.csv")).expect("eval");

@@ -1,5 +1,5 @@
 //! Test support shared by berth's crates (feature `testing`): the local PostgreSQL with a
-//! fresh schema per test, and a TCP proxy that a test can cut, stall and restore to make a
+//! fresh schema per test, the local S3 emulator's bucket, and a TCP proxy that a test can cut, stall and restore to make a
 //! store unavailable for real.
 //!
 //! PostgreSQL is 127.0.0.1:5432, database `test`, trust auth. When it is not reachable the
@@ -26,6 +26,46 @@ pub fn services_required() -> bool {
 /// The URL of `schema` in the test database, reached at `host_port`.
 pub fn postgres_url(host_port: &str, schema: &str) -> String {
     format!("postgres://postgres@{host_port}/test?options%5Bsearch_path%5D={schema}")
+}
+
+/// A metadata store of its own for a test on `backend` (`"sqlite"`: a file in `dir`;
+/// `"postgres"`: a fresh schema named after `prefix`); `None` (skip) when PostgreSQL is
+/// missing and not required.
+pub async fn fresh_store(
+    backend: &str,
+    dir: &std::path::Path,
+    prefix: &str,
+) -> Option<crate::MetadataStore> {
+    let url = if backend == "sqlite" {
+        format!("sqlite://{}?mode=rwc", dir.join("berth.db").display())
+    } else {
+        postgres_url(PG_HOST_PORT, &fresh_postgres_schema(prefix).await?)
+    };
+    Some(
+        crate::MetadataStore::connect(&url)
+            .await
+            .expect("the test store opens"),
+    )
+}
+
+/// The bucket of the local S3 emulator (moto) that `scripts/test.sh` starts, named in
+/// `BERTH_TEST_S3_BUCKET` with the `AWS_*` variables pointing at it; `None` (skip) without it,
+/// unless services are required.
+pub fn s3_test_bucket() -> Option<String> {
+    match std::env::var("BERTH_TEST_S3_BUCKET") {
+        Ok(b) => Some(b),
+        Err(_) if services_required() => {
+            panic!(
+                "the S3 emulator is required (BERTH_REQUIRE_SERVICES=1); run the tests with scripts/test.sh"
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "skipped: no S3 emulator (BERTH_TEST_S3_BUCKET unset); scripts/test.sh starts one"
+            );
+            None
+        }
+    }
 }
 
 /// Creates a fresh schema named after `prefix`; `None` (skip) when PostgreSQL is missing and

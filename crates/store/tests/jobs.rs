@@ -6,22 +6,10 @@
 //! PostgreSQL (127.0.0.1:5432, database `test`, a schema of its own per test) is skipped with a
 //! message when it is not reachable, unless `BERTH_REQUIRE_SERVICES=1`.
 
-use berth_store::testing::{PG_HOST_PORT, fresh_postgres_schema, postgres_url};
-use berth_store::{AuditFilter, Change, MetadataStore, RunStatus, StoreError};
+use berth_store::testing::fresh_store;
+use berth_store::{AuditFilter, Change, RunStatus, StoreError};
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-
-async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> Option<MetadataStore> {
-    let url = if backend == "sqlite" {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("berth.db").display()
-        )
-    } else {
-        postgres_url(PG_HOST_PORT, &fresh_postgres_schema("jobs").await?)
-    };
-    Some(MetadataStore::connect(&url).await.expect("connect"))
-}
 
 fn change(reason: &str) -> Change {
     Change {
@@ -33,7 +21,7 @@ fn change(reason: &str) -> Change {
 
 async fn jobs_and_runs(backend: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let Some(store) = fresh_store(backend, &dir).await else {
+    let Some(store) = fresh_store(backend, dir.path(), "jobs").await else {
         return;
     };
     let spec = json!({"target": "churn", "input": "in.csv", "output": "out.csv"});

@@ -7,25 +7,9 @@
 //! PostgreSQL (127.0.0.1:5432, database `test`, a schema of its own per test) is skipped with a
 //! message when it is not reachable, unless `BERTH_REQUIRE_SERVICES=1`.
 
-use berth_store::testing::{PG_HOST_PORT, fresh_postgres_schema, postgres_url};
-use berth_store::{
-    AuditFilter, Change, MetadataStore, PredictionRow, ProfileWindowRow, RolloutSave, StoreError,
-};
+use berth_store::testing::fresh_store;
+use berth_store::{AuditFilter, Change, PredictionRow, ProfileWindowRow, RolloutSave, StoreError};
 use serde_json::json;
-
-/// A store of its own on `backend` ("sqlite" or "postgres"); `None` when PostgreSQL is missing
-/// and not required.
-async fn fresh_store(backend: &str, dir: &tempfile::TempDir) -> Option<MetadataStore> {
-    let url = if backend == "sqlite" {
-        format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("berth.db").display()
-        )
-    } else {
-        postgres_url(PG_HOST_PORT, &fresh_postgres_schema("predictions").await?)
-    };
-    Some(MetadataStore::connect(&url).await.expect("connect"))
-}
 
 fn window(start: i64, replica: &str, rows: i64) -> ProfileWindowRow {
     ProfileWindowRow {
@@ -94,7 +78,7 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let dir = tempfile::tempdir().expect("temp dir");
-                    let Some($store) = fresh_store("sqlite", &dir).await else { return };
+                    let Some($store) = fresh_store("sqlite", dir.path(), "predictions").await else { return };
                     $body
                 }
             )*
@@ -105,7 +89,7 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let dir = tempfile::tempdir().expect("temp dir");
-                    let Some($store) = fresh_store("postgres", &dir).await else { return };
+                    let Some($store) = fresh_store("postgres", dir.path(), "predictions").await else { return };
                     $body
                 }
             )*

@@ -3,32 +3,18 @@
 //! `AWS_*` variables pointing at it. Skipped with a message without it, unless
 //! `BERTH_REQUIRE_SERVICES=1`.
 
+use berth_store::testing::s3_test_bucket;
 use berth_store::{ArtifactLocation, ArtifactStore, StoreError, sha256_hex};
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, PutPayload};
 
-fn bucket() -> Option<String> {
-    match std::env::var("BERTH_TEST_S3_BUCKET") {
-        Ok(b) => Some(b),
-        Err(_) if std::env::var("BERTH_REQUIRE_SERVICES").is_ok_and(|v| v == "1") => {
-            panic!(
-                "the S3 emulator is required (BERTH_REQUIRE_SERVICES=1); run the tests with scripts/test.sh"
-            )
-        }
-        Err(_) => {
-            eprintln!(
-                "skipped: no S3 emulator (BERTH_TEST_S3_BUCKET unset); scripts/test.sh starts one"
-            );
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn artifacts_round_trip_through_s3() {
-    let Some(bucket) = bucket() else { return };
+    let Some(bucket) = s3_test_bucket() else {
+        return;
+    };
     let prefix = format!("round-trip-{}", std::process::id());
     let store = ArtifactStore::open(ArtifactLocation::S3 {
         bucket: bucket.clone(),

@@ -52,6 +52,44 @@ pub fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
+/// A data folder of a test's own (`DIR/data`, in a temporary `DIR` for the test's other
+/// files), and `berth --store` on it.
+pub struct TestStore {
+    pub dir: tempfile::TempDir,
+    store: String,
+}
+
+impl TestStore {
+    pub fn new() -> TestStore {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = path(&dir.path().join("data")).to_string();
+        TestStore { dir, store }
+    }
+
+    /// A store with the XGBoost fixture registered as `churn/1`.
+    pub fn with_churn() -> TestStore {
+        let store = TestStore::new();
+        let model = fixtures().join("models/xgb_classifier.json");
+        store.ok(&["models", "register", "churn", path(&model)]);
+        store
+    }
+
+    /// The `--store` argument.
+    pub fn store(&self) -> &str {
+        &self.store
+    }
+
+    /// `berth --store STORE ARGS`, to its exit.
+    pub fn run(&self, args: &[&str]) -> Output {
+        berth(&[&["--store", self.store.as_str()], args].concat())
+    }
+
+    /// `berth --store STORE ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        berth_ok(&[&["--store", self.store.as_str()], args].concat())
+    }
+}
+
 /// `p` as an argument.
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
