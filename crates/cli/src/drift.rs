@@ -1,6 +1,6 @@
 //! `berth drift compare`: drift between two files (Parquet or CSV), as a table, JSON, and an
-//! optional self-contained HTML report; `berth drift live ENDPOINT --since 1h`: the drift of a
-//! running server's traffic (its `/api/v1/endpoints/{e}/drift`). Finding drift is a result, not
+//! optional self-contained HTML report; `berth drift [live] ENDPOINT --since 1h`: the drift of
+//! a running server's traffic (its `/api/v1/endpoints/{e}/drift`). Finding drift is a result, not
 //! a failure: the exit code is 0 either way (2 for unreadable input, as every command).
 
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use berth_monitor::{DriftConfig, DriftReport, Method, compare_files, report_html};
 use berth_serve::monitoring::EndpointDrift;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Subcommand, ValueEnum};
 
 use crate::table::Table;
 
@@ -19,6 +19,9 @@ pub enum DriftCommand {
     /// The drift of an endpoint's live traffic against its version's reference data, as a
     /// running `berth up` has profiled it.
     Live(LiveArgs),
+    /// `berth drift ENDPOINT [--since 1h] ...`: `berth drift live ENDPOINT ...`, shorter.
+    #[command(external_subcommand)]
+    Endpoint(Vec<String>),
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +99,14 @@ pub fn run(command: DriftCommand) -> anyhow::Result<()> {
     match command {
         DriftCommand::Compare(args) => compare(args),
         DriftCommand::Live(args) => crate::block_on(live(args)),
+        DriftCommand::Endpoint(words) => {
+            // Parsed as `live`'s arguments; a mistake is told as clap tells it (exit code 2).
+            let args = LiveArgs::augment_args(clap::Command::new("berth drift"))
+                .try_get_matches_from(std::iter::once("berth drift".to_string()).chain(words))
+                .and_then(|m| LiveArgs::from_arg_matches(&m))
+                .unwrap_or_else(|e| e.exit());
+            crate::block_on(live(args))
+        }
     }
 }
 

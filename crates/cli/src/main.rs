@@ -91,7 +91,8 @@ enum Command {
     /// Feature specs: fit one on data, apply a fitted one to data.
     #[command(subcommand)]
     Features(features::FeaturesCommand),
-    /// Data drift between files: `berth drift compare REFERENCE CURRENT`.
+    /// Data drift: between files (`berth drift compare REFERENCE CURRENT`), or of a running
+    /// server's traffic (`berth drift ENDPOINT --since 1h`, also `berth drift live ENDPOINT`).
     #[command(subcommand)]
     Drift(drift::DriftCommand),
 }

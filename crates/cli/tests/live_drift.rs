@@ -234,28 +234,31 @@ fn traffic_is_profiled_against_the_reference_and_a_moved_feature_drifts() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    // The same through the CLI.
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["drift", "live", "churn-moved", "--since", "30m", "--server"])
-        .arg(format!("http://{}", server.address))
-        .output()
-        .expect("berth runs");
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tenure = table
-        .lines()
-        .find(|l| l.starts_with("tenure_months"))
-        .unwrap_or_else(|| panic!("no tenure_months row: {table}"));
-    assert!(tenure.contains(" yes "), "{tenure}");
-    assert!(table.contains("reference data of churn/2"), "{table}");
-    assert!(
-        table.contains("Prediction drift") && table.lines().any(|l| l.starts_with("p_1")),
-        "{table}"
-    );
+    // The same through the CLI, in its long and short forms.
+    for command in [&["drift", "live"][..], &["drift"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(command)
+            .args(["churn-moved", "--since", "30m", "--server"])
+            .arg(format!("http://{}", server.address))
+            .output()
+            .expect("berth runs");
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tenure = table
+            .lines()
+            .find(|l| l.starts_with("tenure_months"))
+            .unwrap_or_else(|| panic!("no tenure_months row: {table}"));
+        assert!(tenure.contains(" yes "), "{tenure}");
+        assert!(table.contains("reference data of churn/2"), "{table}");
+        assert!(
+            table.contains("Prediction drift") && table.lines().any(|l| l.starts_with("p_1")),
+            "{table}"
+        );
+    }
 
     let (status, _, _) =
         server.request("GET", "/api/v1/endpoints/churn/drift?from=yesterday", None);
