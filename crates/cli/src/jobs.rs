@@ -40,7 +40,8 @@ const RUNS_SHOWN: i64 = 20;
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
-    /// Add a scheduled scoring job (run by every `berth up` sharing the store, once per tick).
+    /// Add a scheduled scoring job (run by the `berth up` servers sharing the store, each tick
+    /// once). Its paths may hold {date} and {time} (the tick's, UTC) and {run} (the run's id).
     Add(AddArgs),
     /// List the jobs, with their last run and next tick.
     List,
@@ -70,7 +71,6 @@ pub struct AddArgs {
     /// Replace a job of the same name.
     #[arg(long)]
     replace: bool,
-    /// Paths may hold {date}, {time} (of the tick, UTC) and {run} (the run's id).
     #[command(flatten)]
     run: RunArgs,
 }
