@@ -157,6 +157,7 @@ fn the_readme_curl_examples_work() {
         ("\"/v2/models/\" + ", "/v2/models/churn"),
         ("\"/api/v1/endpoints/\" + ", "/api/v1/endpoints/churn/drift"),
         ("\"/rollouts\"", "/api/v1/endpoints/churn/rollouts"),
+        ("\"/api/v1/jobs\"", "/api/v1/jobs"),
     ] {
         assert!(page.contains(in_page), "the page reads {in_page}");
         let (status, _, body) = server.request("GET", url, None);
