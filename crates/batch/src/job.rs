@@ -227,7 +227,8 @@ where
     std::thread::scope(|scope| {
         let (read_tx, read_rx) =
             std::sync::mpsc::sync_channel::<Result<ReadChunk, BatchError>>(IN_FLIGHT);
-        let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<ScoredRows>(IN_FLIGHT);
+        // `None` says every chunk was scored: only then is the output completed.
+        let (write_tx, write_rx) = std::sync::mpsc::sync_channel::<Option<ScoredRows>>(IN_FLIGHT);
         let features = version.features;
         let info = version.model.info();
         let reader = scope.spawn(move || {
@@ -248,9 +249,21 @@ where
         let writer = scope.spawn(move || -> Result<(), BatchError> {
             let mut writer = TableWriter::create(output, &options.id_column)?.stamped(label);
             for scored in write_rx {
-                writer.write(scored.ids.as_deref(), &scored.outputs, scored.rows)?;
+                match scored {
+                    Some(scored) => {
+                        if let Err(e) =
+                            writer.write(scored.ids.as_deref(), &scored.outputs, scored.rows)
+                        {
+                            writer.abandon();
+                            return Err(e);
+                        }
+                    }
+                    None => return writer.finish(),
+                }
             }
-            writer.finish()
+            // The run failed before the end: no output that looks finished.
+            writer.abandon();
+            Ok(())
         });
         let scored =
             (|| -> Result<(), BatchError> {
@@ -284,11 +297,13 @@ where
                         outputs,
                         rows,
                     };
-                    if write_tx.send(scored).is_err() {
+                    if write_tx.send(Some(scored)).is_err() {
                         // The writer stopped: its error is the one told.
-                        break;
+                        return Ok(());
                     }
                 }
+                // Every chunk is scored: the writer may complete the output.
+                let _ = write_tx.send(None);
                 Ok(())
             })();
         drop(write_tx);

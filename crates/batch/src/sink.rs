@@ -1,8 +1,8 @@
 //! Writing predictions as CSV or JSON lines: the row id, then one column per output value.
 //!
 //! Output columns are named as [`berth_core::output_columns`] names them (`label`, `p_0, ...`,
-//! `value`). A file is written under a temporary name and renamed when complete, so a failed run
-//! never leaves a partial file that looks finished.
+//! `value`). A file is written under a temporary name and renamed when complete (removed when
+//! the run fails), so a failed run never leaves a partial file that looks finished.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -189,6 +189,15 @@ impl TableWriter {
             }
         }
         Ok(())
+    }
+
+    /// Gives up: a file being written is removed (a failed run leaves no output behind).
+    pub fn abandon(self) {
+        let Self { out, target, .. } = self;
+        drop(out);
+        if let Target::File { partial, .. } = &target {
+            let _ = std::fs::remove_file(partial);
+        }
     }
 
     /// Flushes and, for a file, moves it to its final name.

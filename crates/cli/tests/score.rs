@@ -103,10 +103,25 @@ fn a_version_scores_files_folders_and_shards() {
     }
     std::fs::write(&bad, lines.join("\n") + "\n").expect("bad rows");
     let names: Vec<&str> = header.split(',').collect();
-    let out = cli(&["score", "churn/1", "--input", path(&bad)]);
+    let failed_output = dir.path().join("failed.csv");
+    let out = cli(&[
+        "score",
+        "churn/1",
+        "--input",
+        path(&bad),
+        "--output",
+        path(&failed_output),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("row 3") && err.contains(names[1]), "{err}");
+    // A failed run leaves no output behind, finished-looking or partial.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("failed.csv"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let scored = dir.path().join("good.csv");
     cli_ok(&[
         "score",
