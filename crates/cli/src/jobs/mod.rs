@@ -8,33 +8,24 @@
 //! a time per server. A run's status, summary (version, rows, files, seconds) and log are
 //! stored; a run whose server stops reporting for a minute (killed mid-run) is marked failed.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod api;
+mod scheduler;
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use berth_batch::{Schedule, ScoreJob};
 use berth_registry::Registry;
-use berth_serve::{Actor, json_error as error};
 use berth_store::{JobRow, JobRunRow, RunStatus, StoreError};
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::registry_args::{StoreArgs, print_json, when};
-use crate::score::{RunArgs, execute};
+use crate::score::RunArgs;
 use crate::table::Table;
 
-/// A run's log is cut to its last this many bytes.
-const MAX_LOG: usize = 64 * 1024;
-/// How often a running run says it is alive, and after how long without that it is abandoned.
-const HEARTBEAT: Duration = Duration::from_secs(10);
-const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+pub use api::jobs_router;
+pub use scheduler::start_scheduler;
+use scheduler::{Tick, run_tick};
+
 /// Runs `berth jobs show` and the API list.
 const RUNS_SHOWN: i64 = 20;
 
@@ -305,279 +296,9 @@ pub async fn run(command: JobsCommand, store: &StoreArgs, threads: usize) -> any
     Ok(())
 }
 
-/// Which run: a tick of the schedule (not run once the job is paused or gone), or one asked
-/// for by hand at that time.
-#[derive(Debug, Clone, Copy)]
-enum Tick {
-    Scheduled(DateTime<Utc>),
-    ByHand(DateTime<Utc>),
-}
-
-/// Claims the run of `job` for `tick` and runs it; `None` when another process has the tick
-/// (or, for a scheduled tick, the job was paused or removed meanwhile).
-/// A run that fails is recorded as failed (the error in its log), not returned as an error.
-async fn run_tick(
-    registry: &Registry,
-    job: &JobRow,
-    tick: Tick,
-    runner: &str,
-    threads: usize,
-) -> Result<Option<JobRunRow>, StoreError> {
-    let metadata = registry.metadata();
-    let id = uuid::Uuid::now_v7().to_string();
-    let (tick, scheduled) = match tick {
-        Tick::Scheduled(t) => (t, true),
-        Tick::ByHand(t) => (t, false),
-    };
-    let claimed = metadata
-        .claim_job_run(&id, &job.name, tick, runner, scheduled)
-        .await?;
-    let Some(mut run) = claimed else {
-        return Ok(None);
-    };
-    let heartbeat = {
-        let metadata = metadata.clone();
-        let id = id.clone();
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(HEARTBEAT);
-            loop {
-                ticks.tick().await;
-                if let Err(e) = metadata.heartbeat_job_run(&id).await {
-                    tracing::warn!("job run {id}: heartbeat not written: {e}");
-                }
-            }
-        })
-    };
-    let mut log = Log::default();
-    log.say(format!("run {id} of job {} for {}", job.name, when(&tick)));
-    let outcome = match serde_json::from_value::<ScoreJob>(job.spec.clone()) {
-        Ok(spec) => {
-            let spec = spec.for_run(tick, &id);
-            execute(
-                &spec,
-                registry,
-                threads,
-                &ProgressBar::hidden(),
-                &mut |line| log.say(line),
-            )
-            .await
-        }
-        Err(e) => Err(anyhow::anyhow!("the stored job spec is unreadable: {e}")),
-    };
-    heartbeat.abort();
-    let (status, summary) = match outcome {
-        Ok(report) => {
-            log.say(format!(
-                "scored {} rows from {} file(s) in {:.2} s with {} -> {}",
-                report.rows, report.files, report.seconds, report.version, report.output
-            ));
-            (RunStatus::Succeeded, serde_json::to_value(&report).ok())
-        }
-        Err(e) => {
-            log.say(format!("failed: {e:#}"));
-            (RunStatus::Failed, None)
-        }
-    };
-    metadata
-        .finish_job_run(&id, status, summary.as_ref(), &log.text)
-        .await?;
-    run.status = status;
-    run.summary = summary;
-    run.log = log.text;
-    run.finished_at = Some(Utc::now());
-    Ok(Some(run))
-}
-
-/// A run's log: timestamped lines, keeping the last [`MAX_LOG`] bytes.
-#[derive(Default)]
-struct Log {
-    text: String,
-}
-
-impl Log {
-    fn say(&mut self, line: String) {
-        self.text
-            .push_str(&format!("{} {line}\n", Utc::now().format("%H:%M:%S%.3f")));
-        if self.text.len() > MAX_LOG {
-            let mut cut = self.text.len() - MAX_LOG;
-            while !self.text.is_char_boundary(cut) {
-                cut += 1;
-            }
-            self.text.drain(..cut);
-        }
-    }
-}
-
-/// Starts the scheduler on the current runtime: every `poll` it runs the jobs with a tick
-/// due, one at a time.
-pub fn start_scheduler(registry: Registry, threads: usize, poll: Duration) {
-    let runner = format!("up-{}", uuid::Uuid::now_v7());
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(poll);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Err(e) = schedule_once(&registry, &runner, threads).await {
-                tracing::warn!("scheduled jobs not looked at: {e}");
-            }
-        }
-    });
-}
-
-/// One look at the jobs: close abandoned runs, then run every due tick.
-async fn schedule_once(
-    registry: &Registry,
-    runner: &str,
-    threads: usize,
-) -> Result<(), StoreError> {
-    let metadata = registry.metadata();
-    let silent_since = Utc::now()
-        - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or(chrono::Duration::minutes(1));
-    let closed = metadata.fail_abandoned_runs(silent_since).await?;
-    if closed > 0 {
-        tracing::warn!("{closed} job run(s) abandoned by their runner marked failed");
-    }
-    let last = metadata.last_job_ticks().await?;
-    for job in metadata.list_jobs().await? {
-        if !job.enabled {
-            continue;
-        }
-        let schedule = match Schedule::parse(&job.schedule) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("job {}: {e}", job.name);
-                continue;
-            }
-        };
-        // Ticks from when the job was added, changed or resumed; not again once run.
-        let since = last
-            .get(&job.name)
-            .map_or(job.updated_at, |t| (*t).max(job.updated_at));
-        let Some(tick) = schedule.due(since, Utc::now()) else {
-            continue;
-        };
-        if let Some(run) = run_tick(registry, &job, Tick::Scheduled(tick), runner, threads).await? {
-            tracing::info!(
-                "job {} run {} for {}: {}",
-                job.name,
-                run.id,
-                tick,
-                run.status.name()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// What `POST /api/v1/jobs` takes.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewJob {
-    name: String,
-    schedule: String,
-    spec: ScoreJob,
-    #[serde(default)]
-    replace: bool,
-    reason: Option<String>,
-}
-
-fn store_error(e: StoreError) -> Response {
-    match e {
-        StoreError::Conflict(m) => error(StatusCode::CONFLICT, m),
-        e => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
-}
-
-/// `GET|POST /api/v1/jobs`, `GET|DELETE /api/v1/jobs/{name}`.
-pub fn jobs_router(registry: Registry) -> axum::Router {
-    axum::Router::new()
-        .route("/api/v1/jobs", get(list_jobs).post(add_job))
-        .route("/api/v1/jobs/{name}", get(show_job).delete(remove_job))
-        .with_state(Arc::new(registry))
-}
-
-async fn list_jobs(State(registry): State<Arc<Registry>>) -> Response {
-    let rows = match registry.metadata().list_jobs().await {
-        Ok(rows) => rows,
-        Err(e) => return store_error(e),
-    };
-    let mut jobs = Vec::new();
-    for row in rows {
-        match view(&registry, row, 1).await {
-            Ok(job) => jobs.push(job),
-            Err(e) => return store_error(e),
-        }
-    }
-    Json(json!({"jobs": jobs})).into_response()
-}
-
-async fn show_job(State(registry): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
-    match registry.metadata().get_job(&name).await {
-        Ok(Some(row)) => match view(&registry, row, RUNS_SHOWN).await {
-            Ok(job) => Json(job).into_response(),
-            Err(e) => store_error(e),
-        },
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no job named '{name}'")),
-        Err(e) => store_error(e),
-    }
-}
-
-async fn add_job(
-    State(registry): State<Arc<Registry>>,
-    Actor(actor): Actor,
-    body: Result<Json<NewJob>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(new) = match body {
-        Ok(body) => body,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    if let Err(problems) = valid_name(&new.name).and_then(|()| checked(&new.schedule, &new.spec)) {
-        return error(StatusCode::BAD_REQUEST, problems);
-    }
-    let spec = match serde_json::to_value(&new.spec) {
-        Ok(spec) => spec,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let change = registry.change(&actor, new.reason);
-    match registry
-        .metadata()
-        .put_job(&new.name, new.schedule.trim(), &spec, new.replace, &change)
-        .await
-    {
-        Ok(row) => match view(&registry, row, 0).await {
-            Ok(job) => (StatusCode::CREATED, Json(job)).into_response(),
-            Err(e) => store_error(e),
-        },
-        Err(e) => store_error(e),
-    }
-}
-
-async fn remove_job(
-    State(registry): State<Arc<Registry>>,
-    Actor(actor): Actor,
-    Path(name): Path<String>,
-) -> Response {
-    let change = registry.change(&actor, Some("DELETE /api/v1/jobs".into()));
-    match registry.metadata().delete_job(&name, &change).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no job named '{name}'")),
-        Err(e) => store_error(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_log_keeps_its_last_bytes_on_a_character_boundary() {
-        let mut log = Log::default();
-        for i in 0..10_000 {
-            log.say(format!("line {i} ✓"));
-        }
-        assert!(log.text.len() <= MAX_LOG);
-        assert!(log.text.ends_with("line 9999 ✓\n"));
-    }
 
     #[test]
     fn names_and_specs_are_checked() {
