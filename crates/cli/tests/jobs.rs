@@ -1,5 +1,5 @@
-//! Scheduled scoring jobs end to end: a job added with `berth jobs add` is run by the servers
-//! sharing the store, each tick exactly once even with two servers; every run's status,
+//! Scheduled scoring jobs end to end, on SQLite and on PostgreSQL: a job added with `berth jobs
+//! add` is run by the servers sharing the store, each tick exactly once even with two servers; every run's status,
 //! summary and log are stored and shown by `berth jobs show` and the API; a failing run is
 //! recorded with its error; a paused job does not run; bad jobs are refused naming each
 //! problem.
@@ -8,14 +8,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestStore, berth_ok, fixtures, path, read_csv};
+use common::{TestStore, fixtures, path, read_csv};
 use serde_json::Value;
 
 /// `berth jobs show NAME --json` once `done(job)` holds, within 20 s.
-fn wait_for(store: &str, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+fn wait_for(store: &TestStore, name: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
-        let text = berth_ok(&["--store", store, "--json", "jobs", "show", name]);
+        let text = store.ok(&["--json", "jobs", "show", name]);
         let job: Value = serde_json::from_str(&text).expect("JSON");
         if done(&job) {
             return job;
@@ -33,9 +33,21 @@ fn runs(job: &Value) -> &Vec<Value> {
 }
 
 #[test]
-fn jobs_run_on_their_schedule_once_per_tick_and_keep_their_history() {
-    let test_store = TestStore::with_churn();
-    let (dir, store) = (&test_store.dir, test_store.store());
+fn jobs_on_sqlite() {
+    scheduled_jobs(TestStore::new());
+}
+
+#[test]
+fn jobs_on_postgres() {
+    if let Some(store) = TestStore::postgres("cli_jobs") {
+        scheduled_jobs(store);
+    }
+}
+
+/// Jobs run on their schedule, once per tick across two servers, and keep their history.
+fn scheduled_jobs(test_store: TestStore) {
+    let test_store = test_store.with_churn();
+    let (dir, store) = (&test_store.dir, &test_store);
     let (cli, cli_ok) = (
         |a: &[&str]| test_store.run(a),
         |a: &[&str]| test_store.ok(a),
@@ -114,8 +126,8 @@ fn jobs_run_on_their_schedule_once_per_tick_and_keep_their_history() {
         "a second job of the same name"
     );
     let servers = [
-        common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]),
-        common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]),
+        store.server(&["up", "--no-example", "--no-records"]),
+        store.server(&["up", "--no-example", "--no-records"]),
     ];
     let job = wait_for(store, "nightly", "three succeeded runs", |job| {
         runs(job)

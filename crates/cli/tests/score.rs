@@ -8,7 +8,7 @@ use common::{TestStore, fixtures, path, read_csv};
 
 #[test]
 fn a_version_scores_files_folders_and_shards() {
-    let store = TestStore::with_churn();
+    let store = TestStore::new().with_churn();
     let (dir, cli, cli_ok) = (
         &store.dir,
         |a: &[&str]| store.run(a),
@@ -184,7 +184,7 @@ fn inputs_and_outputs_at_s3_urls() {
         .build()
         .expect("S3 client");
     let prefix = format!("score-{}", std::process::id());
-    let store = TestStore::with_churn();
+    let store = TestStore::new().with_churn();
     let (dir, cli, cli_ok) = (
         &store.dir,
         |a: &[&str]| store.run(a),

@@ -52,41 +52,73 @@ pub fn read_csv(p: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-/// A data folder of a test's own (`DIR/data`, in a temporary `DIR` for the test's other
-/// files), and `berth --store` on it.
+/// A store of a test's own, and `berth` on it: a data folder (`DIR/data`, SQLite) or a fresh
+/// schema of the local PostgreSQL with artifacts in `DIR/artifacts`; `DIR` is a temporary
+/// folder for the test's other files.
 pub struct TestStore {
     pub dir: tempfile::TempDir,
-    store: String,
+    /// `--store S [--artifacts A]`.
+    global: Vec<String>,
 }
 
 impl TestStore {
     pub fn new() -> TestStore {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = path(&dir.path().join("data")).to_string();
-        TestStore { dir, store }
+        TestStore {
+            dir,
+            global: vec!["--store".into(), store],
+        }
     }
 
-    /// A store with the XGBoost fixture registered as `churn/1`.
-    pub fn with_churn() -> TestStore {
-        let store = TestStore::new();
+    /// A store in a fresh PostgreSQL schema; `None` (skipped) when PostgreSQL is missing and
+    /// not required.
+    pub fn postgres(prefix: &str) -> Option<TestStore> {
+        use berth_store::testing::{PG_HOST_PORT, fresh_postgres_schema, postgres_url};
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let schema = runtime.block_on(fresh_postgres_schema(prefix))?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let artifacts = path(&dir.path().join("artifacts")).to_string();
+        Some(TestStore {
+            dir,
+            global: vec![
+                "--store".into(),
+                postgres_url(PG_HOST_PORT, &schema),
+                "--artifacts".into(),
+                artifacts,
+            ],
+        })
+    }
+
+    /// Registers the XGBoost fixture as `churn/1`.
+    pub fn with_churn(self) -> TestStore {
         let model = fixtures().join("models/xgb_classifier.json");
-        store.ok(&["models", "register", "churn", path(&model)]);
-        store
+        self.ok(&["models", "register", "churn", path(&model)]);
+        self
     }
 
-    /// The `--store` argument.
-    pub fn store(&self) -> &str {
-        &self.store
+    /// `args` after the store's global arguments.
+    pub fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        self.global
+            .iter()
+            .map(String::as_str)
+            .chain(args.iter().copied())
+            .collect()
     }
 
-    /// `berth --store STORE ARGS`, to its exit.
+    /// `berth --store ... ARGS`, to its exit.
     pub fn run(&self, args: &[&str]) -> Output {
-        berth(&[&["--store", self.store.as_str()], args].concat())
+        berth(&self.args(args))
     }
 
-    /// `berth --store STORE ARGS`, which must succeed; its stdout.
+    /// `berth --store ... ARGS`, which must succeed; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        berth_ok(&[&["--store", self.store.as_str()], args].concat())
+        berth_ok(&self.args(args))
+    }
+
+    /// `berth --store ... ARGS` as a server.
+    pub fn server(&self, args: &[&str]) -> Server {
+        Server::start(&self.args(args))
     }
 }
 
