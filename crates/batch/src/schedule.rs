@@ -104,8 +104,17 @@ pub struct ScoreJob {
 }
 
 impl ScoreJob {
-    /// Every problem of a job meant to run unattended, as `field: expected ..., got ...`.
+    /// Every problem of the job, as `field: expected ..., got ...`.
+    pub fn check(&self) -> Result<(), String> {
+        self.problems(false)
+    }
+
+    /// [`ScoreJob::check`], for a job meant to run unattended (it needs an output).
     pub fn check_scheduled(&self) -> Result<(), String> {
+        self.problems(true)
+    }
+
+    fn problems(&self, scheduled: bool) -> Result<(), String> {
         let mut problems = Vec::new();
         if self.target.trim().is_empty() {
             problems.push(
@@ -115,7 +124,7 @@ impl ScoreJob {
         if self.input.trim().is_empty() {
             problems.push("input: expected a file, folder or pattern, got nothing".to_string());
         }
-        if self.output.is_none() {
+        if scheduled && self.output.is_none() {
             problems.push(
                 "output: expected where predictions go (a scheduled job has no terminal), got nothing"
                     .to_string(),

@@ -294,6 +294,7 @@ pub async fn execute(
     say: &mut (dyn FnMut(String) + Send),
 ) -> anyhow::Result<ScoreReport> {
     let started = Instant::now();
+    job.check().map_err(crate::UsageError)?;
     let (model, version) = resolve(registry, &job.target).await?;
     let label = format!("{model}/{version}");
     let loaded = load_version(

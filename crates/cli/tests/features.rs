@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{berth, berth_ok, fixtures, path, read_csv};
+use common::{TestStore, berth, berth_ok, fixtures, path, read_csv};
 
 #[test]
 fn fit_then_apply_matches_numpy_on_the_training_data() {
@@ -151,6 +151,21 @@ fn unfitted_specs_and_missing_fields_are_refused_by_name() {
     );
 }
 
+/// Fits the fixtures' feature spec (`fixtures/features/spec.yaml`) on `data` into `DIR/NAME`.
+fn fit_spec(dir: &std::path::Path, data: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let fitted = dir.join(name);
+    let spec = fixtures().join("features/spec.yaml");
+    berth_ok(&[
+        "features",
+        "fit",
+        path(&spec),
+        path(data),
+        "-o",
+        path(&fitted),
+    ]);
+    fitted
+}
+
 /// The raw fields the fixtures' feature spec reads.
 const RAW_FIELDS: [&str; 8] = [
     "tenure_months",
@@ -206,22 +221,13 @@ fn online_batch_and_apply_then_the_bare_model_agree_bit_for_bit() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = dir.path().join("data");
     let store = path(&store);
-    let spec = fixtures().join("features/spec.yaml");
     let data = fixtures().join("data/churn_train.parquet");
     // 10,000 raw rows: the training rows, the evaluation rows (edge cases, missing categories)
     // and moved rows with categories never seen in training.
     let parity = fixtures().join("features/parity_10k.parquet");
     let model = fixtures().join("features/churn_features_xgb.json");
-    let fitted = dir.path().join("fitted.yaml");
+    let fitted = fit_spec(dir.path(), &data, "fitted.yaml");
     let ok = berth_ok;
-    ok(&[
-        "features",
-        "fit",
-        path(&spec),
-        path(&data),
-        "-o",
-        path(&fitted),
-    ]);
     // Offline: the training matrix, then the bare model on it.
     let matrix = dir.path().join("train.csv");
     ok(&[
@@ -388,26 +394,19 @@ fn parquet_to_csv(parquet: &std::path::Path, csv: &std::path::Path) {
 
 #[test]
 fn csv_data_fits_applies_and_scores_as_parquet_does_and_bad_rows_are_named() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = dir.path().join("data");
-    let store = path(&store);
-    let spec = fixtures().join("features/spec.yaml");
+    let test_store = TestStore::new();
+    let dir = &test_store.dir;
+    let run = |args: &[&str]| test_store.ok(args);
     let model = fixtures().join("features/churn_features_xgb.json");
     let train = fixtures().join("data/churn_train.parquet");
     let parity = fixtures().join("features/parity_10k.parquet");
     let (train_csv, parity_csv) = (dir.path().join("train.csv"), dir.path().join("parity.csv"));
     parquet_to_csv(&train, &train_csv);
     parquet_to_csv(&parity, &parity_csv);
-    let run = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
 
     // Fitting on the CSV gives the same fitted spec, byte for byte.
-    let (fitted, fitted_csv) = (
-        dir.path().join("fitted.yaml"),
-        dir.path().join("fitted_csv.yaml"),
-    );
-    for (data, out) in [(&train, &fitted), (&train_csv, &fitted_csv)] {
-        run(&["features", "fit", path(&spec), path(data), "-o", path(out)]);
-    }
+    let fitted = fit_spec(dir.path(), &train, "fitted.yaml");
+    let fitted_csv = fit_spec(dir.path(), &train_csv, "fitted_csv.yaml");
     assert_eq!(
         std::fs::read_to_string(&fitted_csv).expect("fitted"),
         std::fs::read_to_string(&fitted).expect("fitted")
@@ -477,9 +476,7 @@ fn csv_data_fits_applies_and_scores_as_parquet_does_and_bad_rows_are_named() {
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, lines.join("\n")).expect("write");
     let scored = dir.path().join("scored.csv");
-    let failed = berth(&[
-        "--store",
-        store,
+    let failed = test_store.run(&[
         "score",
         "churnf/1",
         "--input",
@@ -535,22 +532,12 @@ fn csv_data_fits_applies_and_scores_as_parquet_does_and_bad_rows_are_named() {
 
 #[test]
 fn a_version_with_a_spec_is_monitored_on_its_raw_fields_online_and_in_batch() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = dir.path().join("data");
-    let store = path(&store);
-    let run = |args: &[&str]| berth_ok(&[&["--store", store], args].concat());
-    let spec = fixtures().join("features/spec.yaml");
+    let test_store = TestStore::new();
+    let dir = &test_store.dir;
+    let run = |args: &[&str]| test_store.ok(args);
     let train = fixtures().join("data/churn_train.parquet");
     let model = fixtures().join("features/churn_features_xgb.json");
-    let fitted = dir.path().join("fitted.yaml");
-    run(&[
-        "features",
-        "fit",
-        path(&spec),
-        path(&train),
-        "-o",
-        path(&fitted),
-    ]);
+    let fitted = fit_spec(dir.path(), &train, "fitted.yaml");
     // The raw training data is the reference: its fields as they come, and the model's outputs
     // on it through the spec.
     run(&[
@@ -564,7 +551,7 @@ fn a_version_with_a_spec_is_monitored_on_its_raw_fields_online_and_in_batch() {
         path(&train),
     ]);
     run(&["endpoints", "set", "churnf-moved", "churnf/1"]);
-    let server = common::Server::start(&["--store", store, "up", "--no-example", "--no-records"]);
+    let server = test_store.server(&["up", "--no-example", "--no-records"]);
     let records = raw_records(&train, &RAW_FIELDS);
     for (endpoint, shift) in [("churnf", 0.0), ("churnf-moved", 120.0)] {
         for chunk in records[..600].chunks(200) {

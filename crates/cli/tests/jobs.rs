@@ -1,8 +1,8 @@
 //! Scheduled scoring jobs end to end, on SQLite and on PostgreSQL: a job added with `berth jobs
-//! add` is run by the servers sharing the store, each tick exactly once even with two servers; every run's status,
-//! summary and log are stored and shown by `berth jobs show` and the API; a failing run is
-//! recorded with its error; a paused job does not run; bad jobs are refused naming each
-//! problem.
+//! add` is run by the servers sharing the store, each tick exactly once even with two servers;
+//! every run's status, summary and log are stored and shown by `berth jobs show` and the API;
+//! a failing run is recorded with its error; a paused job does not run; bad jobs are refused
+//! naming each problem.
 
 mod common;
 
@@ -59,41 +59,31 @@ fn scheduled_jobs(test_store: TestStore) {
     let output = format!("{}/scored-{{run}}.csv", path(&out));
 
     // Refused, naming every problem; nothing is added.
-    let refused = cli(&[
-        "jobs",
-        "add",
-        "bad job",
-        "--cron",
-        "61 * * * *",
-        "--score",
-        "churn-api",
-        "--input",
-        path(&eval),
-    ]);
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(2), "{err}");
-    assert!(err.contains("name: expected"), "{err}");
-    let refused = cli(&[
-        "jobs",
-        "add",
-        "bad",
-        "--cron",
-        "61 * * * *",
-        "--score",
-        "churn-api",
-        "--input",
-        path(&eval),
-    ]);
-    let err = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("cron: ") && err.contains("61 * * * *") && err.contains("output: expected"),
-        "{err}"
-    );
+    for (name, says) in [
+        ("bad job", &["name: expected"][..]),
+        ("bad", &["cron: ", "61 * * * *", "output: expected"]),
+    ] {
+        let refused = cli(&[
+            "jobs",
+            "add",
+            name,
+            "--cron",
+            "61 * * * *",
+            "--score",
+            "churn-api",
+            "--input",
+            path(&eval),
+        ]);
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{err}");
+        for s in says {
+            assert!(err.contains(s), "{name}: should say {s:?}: {err}");
+        }
+    }
     assert!(cli_ok(&["jobs", "list"]).contains("no jobs yet"));
 
     // Every second, on two servers sharing the store.
-    let added = cli_ok(&[
+    let nightly = [
         "jobs",
         "add",
         "nightly",
@@ -105,21 +95,10 @@ fn scheduled_jobs(test_store: TestStore) {
         path(&eval),
         "--output",
         &output,
-    ]);
+    ];
+    let added = cli_ok(&nightly);
     assert!(added.contains("job nightly added"), "{added}");
-    let again = cli(&[
-        "jobs",
-        "add",
-        "nightly",
-        "--cron",
-        "* * * * * *",
-        "--score",
-        "churn-api",
-        "--input",
-        path(&eval),
-        "--output",
-        &output,
-    ]);
+    let again = cli(&nightly);
     assert_eq!(
         again.status.code(),
         Some(2),

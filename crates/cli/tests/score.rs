@@ -103,6 +103,20 @@ fn a_version_scores_files_folders_and_shards() {
     }
     std::fs::write(&bad, lines.join("\n") + "\n").expect("bad rows");
     let names: Vec<&str> = header.split(',').collect();
+    let refused = cli(&[
+        "score",
+        "churn/1",
+        "--input",
+        path(&bad),
+        "--chunk-rows",
+        "0",
+    ]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("chunk_rows: expected at least 1, got 0"),
+        "{err}"
+    );
     let failed_output = dir.path().join("failed.csv");
     let out = cli(&[
         "score",

@@ -402,6 +402,15 @@ pub fn layout_of(data: &ColumnData) -> Layout {
     }
 }
 
+/// `array` as Arrow type `to` (values that do not convert become null), when Arrow can cast it.
+fn cast_to<T: arrow_array::Array + Clone + 'static>(
+    array: &arrow_array::ArrayRef,
+    to: &arrow_schema::DataType,
+) -> Option<T> {
+    let cast = arrow_cast::cast(array, to).ok()?;
+    cast.as_any().downcast_ref::<T>().cloned()
+}
+
 /// Summarizes a window of data against a reference; feed it batches, then [`finish`].
 ///
 /// [`finish`]: ProfileBuilder::finish
@@ -578,14 +587,10 @@ impl<'r> ProfileBuilder<'r> {
             match self.layouts.get(name).map(|l| l.kind()) {
                 None => self.unknown(name, rows),
                 Some(ColumnKind::Numeric) => {
-                    let Some(numbers) = arrow_cast::cast(array, &arrow_schema::DataType::Float64)
-                        .ok()
-                        .and_then(|a| {
-                            a.as_any()
-                                .downcast_ref::<arrow_array::Float64Array>()
-                                .cloned()
-                        })
-                    else {
+                    let Some(numbers) = cast_to::<arrow_array::Float64Array>(
+                        array,
+                        &arrow_schema::DataType::Float64,
+                    ) else {
                         self.observe_rejected(name, rows);
                         continue;
                     };
@@ -605,13 +610,8 @@ impl<'r> ProfileBuilder<'r> {
                     self.observe_rejected(name, unreadable as u64);
                 }
                 Some(ColumnKind::Categorical) => {
-                    let Some(texts) = arrow_cast::cast(array, &arrow_schema::DataType::Utf8)
-                        .ok()
-                        .and_then(|a| {
-                            a.as_any()
-                                .downcast_ref::<arrow_array::StringArray>()
-                                .cloned()
-                        })
+                    let Some(texts) =
+                        cast_to::<arrow_array::StringArray>(array, &arrow_schema::DataType::Utf8)
                     else {
                         self.observe_rejected(name, rows);
                         continue;

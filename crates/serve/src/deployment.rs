@@ -170,9 +170,16 @@ impl Deployment {
             (Some(profiles), Some(monitor)) => Some((profiles, monitor)),
             _ => None,
         };
-        // One copy of the rows, for whoever watches them (the record reads it, the profiler
-        // then takes it).
-        let kept = (profiling.is_some() || self.watchers.recorder.is_some()).then(|| rows.clone());
+        // What watchers read of the request (the record reads it, the profiler then takes it):
+        // the raw fields a feature spec read, which are built already, or else one copy of the
+        // validated rows, made only when someone watches.
+        let watched = match raw {
+            Some(batch) => Some(ScoredRows::Raw(batch)),
+            None if profiling.is_some() || self.watchers.recorder.is_some() => {
+                Some(ScoredRows::Matrix(rows.clone()))
+            }
+            None => None,
+        };
         let batched = self.batcher.predict(rows).await?;
         self.watchers.metrics.observe_batch(
             &self.label(),
@@ -181,7 +188,7 @@ impl Deployment {
             batched.batch_rows,
         );
         let id = PredictionRecord::new_id();
-        if let (Some((recorder, durability)), Some(inputs)) = (&self.watchers.recorder, &kept) {
+        if let (Some((recorder, durability)), Some(watched)) = (&self.watchers.recorder, &watched) {
             let record = PredictionRecord {
                 id: id.clone(),
                 time: caller.time,
@@ -190,11 +197,11 @@ impl Deployment {
                 version: self.version,
                 role,
                 protocol: caller.protocol.to_string(),
-                rows: inputs.rows(),
+                rows: watched.rows(),
                 latency: caller.arrived.elapsed(),
-                inputs: match &self.features {
-                    None => self.input_columns(inputs),
-                    Some(_) => self.request_columns(columns),
+                inputs: match watched {
+                    ScoredRows::Matrix(rows) => self.input_columns(rows),
+                    ScoredRows::Raw(_) => self.request_columns(columns),
                 },
                 outputs: output_columns(&batched.outputs),
             };
@@ -211,12 +218,7 @@ impl Deployment {
                 }
             }
         }
-        if let (Some((profiles, monitor)), Some(rows)) = (profiling, kept) {
-            // Profiles describe the signature's fields: the raw ones of a feature spec.
-            let rows = match raw {
-                Some(batch) => ScoredRows::Raw(batch),
-                None => ScoredRows::Matrix(rows),
-            };
+        if let (Some((profiles, monitor)), Some(rows)) = (profiling, watched) {
             profiles.observe(
                 caller.endpoint,
                 &self.model,

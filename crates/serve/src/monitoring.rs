@@ -145,7 +145,7 @@ impl ScoredRows {
         }
     }
 
-    fn rows(&self) -> usize {
+    pub fn rows(&self) -> usize {
         match self {
             ScoredRows::Matrix(m) => m.rows(),
             ScoredRows::Raw(b) => b.num_rows(),

@@ -376,16 +376,13 @@ impl MetadataStore {
         .collect()
     }
 
-    /// The latest tick a run was claimed for, per job.
-    pub async fn last_job_ticks(
-        &self,
-    ) -> Result<std::collections::HashMap<String, DateTime<Utc>>, StoreError> {
-        let rows = sqlx::query("SELECT job, MAX(scheduled_for) AS last FROM job_runs GROUP BY job")
-            .fetch_all(&self.pool)
+    /// The latest tick a run of `job` was claimed for (read through the `(job, tick)` index).
+    pub async fn last_job_tick(&self, job: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query("SELECT MAX(scheduled_for) AS last FROM job_runs WHERE job = $1")
+            .bind(job.to_string())
+            .fetch_one(&self.pool)
             .await
-            .map_err(StoreError::db("reading the last job runs"))?;
-        rows.iter()
-            .map(|r| Ok((get(r, "job")?, from_micros(get(r, "last")?))))
-            .collect()
+            .map_err(StoreError::db("reading a job's last run"))?;
+        Ok(get::<Option<i64>>(&row, "last")?.map(from_micros))
     }
 }

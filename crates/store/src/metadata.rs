@@ -178,8 +178,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         summary TEXT,
         log TEXT NOT NULL,
         UNIQUE (job, scheduled_for)
-    );
-    CREATE INDEX job_runs_by_job ON job_runs (job, started_at)",
+    )",
     ),
 ];
 

@@ -82,9 +82,10 @@ async fn jobs_and_runs(backend: &str) {
     assert_eq!(runs[0].log, "done\n");
     assert_eq!(runs[0].scheduled_for, tick);
     assert_eq!(
-        store.last_job_ticks().await.expect("ticks").get("nightly"),
-        Some(&tick)
+        store.last_job_tick("nightly").await.expect("tick"),
+        Some(tick)
     );
+    assert_eq!(store.last_job_tick("other").await.expect("tick"), None);
 
     // Paused: the schedule's claims fail, a run by hand does not.
     assert!(

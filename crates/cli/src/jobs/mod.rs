@@ -79,6 +79,17 @@ pub struct JobView {
     pub runs: Vec<JobRunRow>,
 }
 
+impl JobView {
+    /// When it runs next, as the tables show it.
+    fn next_run(&self) -> String {
+        match (self.enabled, self.next_tick) {
+            (false, _) => "paused".to_string(),
+            (true, Some(t)) => when(&t),
+            (true, None) => "never".to_string(),
+        }
+    }
+}
+
 async fn view(registry: &Registry, job: JobRow, runs: i64) -> Result<JobView, StoreError> {
     let runs = registry.metadata().list_job_runs(&job.name, runs).await?;
     let next_tick = Schedule::parse(&job.schedule)
@@ -133,6 +144,7 @@ pub async fn run(command: JobsCommand, store: &StoreArgs, threads: usize) -> any
     let metadata = registry.metadata();
     let change = |reason: &str| registry.change(&store.actor(), Some(reason.to_string()));
     let missing = |name: &str| crate::UsageError(format!("no job named '{name}'"));
+    let resume = matches!(command, JobsCommand::Resume { .. });
     match command {
         JobsCommand::Add(args) => {
             let spec = args.run.job(&args.target);
@@ -177,11 +189,7 @@ pub async fn run(command: JobsCommand, store: &StoreArgs, threads: usize) -> any
                 let last = job.runs.first().map_or("-".to_string(), |r| {
                     format!("{} {}", r.status.name(), when(&r.scheduled_for))
                 });
-                let next = match (job.enabled, job.next_tick) {
-                    (false, _) => "paused".to_string(),
-                    (true, Some(t)) => when(&t),
-                    (true, None) => "never".to_string(),
-                };
+                let next = job.next_run();
                 table.row(vec![
                     job.name.clone(),
                     job.schedule.clone(),
@@ -213,14 +221,7 @@ pub async fn run(command: JobsCommand, store: &StoreArgs, threads: usize) -> any
                 when(&job.created_at),
                 job.created_by
             );
-            println!(
-                "  next run:  {}",
-                match (job.enabled, job.next_tick) {
-                    (false, _) => "paused".to_string(),
-                    (_, Some(t)) => when(&t),
-                    (_, None) => "never".to_string(),
-                }
-            );
+            println!("  next run:  {}", job.next_run());
             let mut table = Table::new(&["RUN", "TICK", "STATUS", "ROWS", "SECONDS", "RUNNER"]);
             for r in &job.runs {
                 let summary = r.summary.as_ref();
@@ -268,23 +269,19 @@ pub async fn run(command: JobsCommand, store: &StoreArgs, threads: usize) -> any
                 anyhow::bail!("job {name}: run {} failed", done.id);
             }
         }
-        JobsCommand::Pause { name } => {
+        JobsCommand::Pause { name } | JobsCommand::Resume { name } => {
+            let (reason, done) = if resume {
+                ("jobs resume", "resumed")
+            } else {
+                ("jobs pause", "paused")
+            };
             if !metadata
-                .set_job_enabled(&name, false, &change("jobs pause"))
+                .set_job_enabled(&name, resume, &change(reason))
                 .await?
             {
                 return Err(missing(&name).into());
             }
-            println!("job {name} paused");
-        }
-        JobsCommand::Resume { name } => {
-            if !metadata
-                .set_job_enabled(&name, true, &change("jobs resume"))
-                .await?
-            {
-                return Err(missing(&name).into());
-            }
-            println!("job {name} resumed");
+            println!("job {name} {done}");
         }
         JobsCommand::Remove { name } => {
             if !metadata.delete_job(&name, &change("jobs remove")).await? {

@@ -17,6 +17,8 @@ const MAX_LOG: usize = 64 * 1024;
 /// How often a running run says it is alive, and after how long without that it is abandoned.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const ABANDONED_AFTER: Duration = Duration::from_secs(60);
+/// How often the scheduler looks for abandoned runs (a write to the store).
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
 /// Which run: a tick of the schedule (not run once the job is paused or gone), or one asked
 /// for by hand at that time.
@@ -128,8 +130,15 @@ pub fn start_scheduler(registry: Registry, threads: usize, poll: Duration) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(poll);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sweep = None::<tokio::time::Instant>;
         loop {
             ticks.tick().await;
+            if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+                match sweep_abandoned(&registry).await {
+                    Ok(()) => last_sweep = Some(tokio::time::Instant::now()),
+                    Err(e) => tracing::warn!("abandoned job runs not looked for: {e}"),
+                }
+            }
             if let Err(e) = schedule_once(&registry, &runner, threads).await {
                 tracing::warn!("scheduled jobs not looked at: {e}");
             }
@@ -137,20 +146,27 @@ pub fn start_scheduler(registry: Registry, threads: usize, poll: Duration) {
     });
 }
 
-/// One look at the jobs: close abandoned runs, then run every due tick.
+/// Marks as failed the runs whose runner stopped saying it is alive.
+async fn sweep_abandoned(registry: &Registry) -> Result<(), StoreError> {
+    let silent_since = Utc::now()
+        - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or(chrono::Duration::minutes(1));
+    let closed = registry
+        .metadata()
+        .fail_abandoned_runs(silent_since)
+        .await?;
+    if closed > 0 {
+        tracing::warn!("{closed} job run(s) abandoned by their runner marked failed");
+    }
+    Ok(())
+}
+
+/// One look at the jobs: run every due tick.
 async fn schedule_once(
     registry: &Registry,
     runner: &str,
     threads: usize,
 ) -> Result<(), StoreError> {
     let metadata = registry.metadata();
-    let silent_since = Utc::now()
-        - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or(chrono::Duration::minutes(1));
-    let closed = metadata.fail_abandoned_runs(silent_since).await?;
-    if closed > 0 {
-        tracing::warn!("{closed} job run(s) abandoned by their runner marked failed");
-    }
-    let last = metadata.last_job_ticks().await?;
     for job in metadata.list_jobs().await? {
         if !job.enabled {
             continue;
@@ -163,9 +179,10 @@ async fn schedule_once(
             }
         };
         // Ticks from when the job was added, changed or resumed; not again once run.
-        let since = last
-            .get(&job.name)
-            .map_or(job.updated_at, |t| (*t).max(job.updated_at));
+        let since = metadata
+            .last_job_tick(&job.name)
+            .await?
+            .map_or(job.updated_at, |t| t.max(job.updated_at));
         let Some(tick) = schedule.due(since, Utc::now()) else {
             continue;
         };
