@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -102,10 +101,7 @@ impl ArtifactStore {
                 (Arc::new(fs), String::new())
             }
             ArtifactLocation::S3 { bucket, prefix } => {
-                let s3 = AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .build()
-                    .map_err(|e| err(format!("{e} (set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for S3-compatible storage, AWS_ENDPOINT)")))?;
+                let s3 = crate::remote::s3_from_env(bucket).map_err(err)?;
                 (Arc::new(s3), prefix.clone())
             }
         };

@@ -59,6 +59,19 @@ impl std::fmt::Display for S3Url {
     }
 }
 
+/// A client of `bucket` configured from the usual `AWS_*` variables; the error says which.
+pub(crate) fn s3_from_env(bucket: &str) -> Result<object_store::aws::AmazonS3, String> {
+    AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| {
+            format!(
+                "{e} (set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for \
+                 S3-compatible storage, AWS_ENDPOINT)"
+            )
+        })
+}
+
 /// One bucket's objects.
 #[derive(Debug, Clone)]
 pub struct Bucket {
@@ -68,13 +81,10 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn open(name: &str) -> Result<Bucket, StoreError> {
-        let store = AmazonS3Builder::from_env()
-            .with_bucket_name(name)
-            .build()
-            .map_err(|e| StoreError::Remote {
-                url: format!("s3://{name}"),
-                problem: format!("{e} (set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and, for S3-compatible storage, AWS_ENDPOINT)"),
-            })?;
+        let store = s3_from_env(name).map_err(|problem| StoreError::Remote {
+            url: format!("s3://{name}"),
+            problem,
+        })?;
         Ok(Bucket {
             name: name.into(),
             store: Arc::new(store),
