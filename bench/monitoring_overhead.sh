@@ -42,8 +42,8 @@ run() { # name [up flags...]
 
 echo "monitoring req/s p50 p99 non-2xx RSS_kB  (wrk -t1 -c$connections -d${seconds}s, 127.0.0.1)"
 for round in 1 2; do
-    run "on-$round"
+    run "on-$round" ${ON_FLAGS:-}
     run "off-$round" --no-records --no-profiles
 done
-records="$(python3 -c "import sqlite3; print(sqlite3.connect('$work/data/berth.db').execute('select count(*) from predictions').fetchone()[0])")"
+records="$(python3 -c "import sqlite3; print(sqlite3.connect('$work/data/berth.db').execute('select coalesce(sum(records), 0) from prediction_segments').fetchone()[0])")"
 echo "prediction records stored by the 'on' runs: $records"

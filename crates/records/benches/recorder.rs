@@ -44,11 +44,13 @@ fn record(n: u64) -> PredictionRecord {
                 vec![json!("electronic check")],
             ),
             ("senior".to_string(), vec![json!(false)]),
-        ]),
+        ])
+        .into(),
         outputs: BTreeMap::from([
             ("label".to_string(), vec![json!(1)]),
             ("probability".to_string(), vec![json!(0.731)]),
-        ]),
+        ])
+        .into(),
     }
 }
 

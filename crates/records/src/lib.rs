@@ -93,6 +93,6 @@ mod spool;
 pub use config::{Durability, OverflowPolicy, RecorderConfig};
 pub use error::RecordsError;
 pub use metrics::RecorderStats;
-pub use record::{Columns, PredictionRecord, Role};
+pub use record::{Columns, PredictionRecord, RecordColumns, Role};
 pub use recorder::{Accepted, Recorder};
 pub use redaction::{FieldAction, RedactionPolicy, SecretKey};

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use berth_store::{MetadataStore, PredictionRow};
+use berth_store::{EncodedPrediction, MetadataStore};
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -31,7 +31,7 @@ use crate::RecordsError;
 use crate::config::{Durability, OverflowPolicy, RecorderConfig};
 use crate::frame;
 use crate::metrics::{RecorderMetrics, RecorderStats};
-use crate::record::PredictionRecord;
+use crate::record::{PredictionRecord, encode_line};
 use crate::redaction::Redactor;
 use crate::spool::{Spool, read_slice};
 
@@ -80,12 +80,14 @@ impl Drop for Handle {
 
 struct Queued {
     seq: u64,
-    row: PredictionRow,
+    record: PredictionRecord,
 }
 
 struct Intake {
     queue: VecDeque<Queued>,
     next_seq: u64,
+    /// The spool's reservation: numbers below it may be given out without asking the spool.
+    reserved: u64,
     closed: bool,
 }
 
@@ -115,14 +117,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn encode(row: &PredictionRow) -> Result<Vec<u8>, RecordsError> {
-    let payload = serde_json::to_vec(row).map_err(|e| RecordsError::Encode {
-        id: row.id.clone(),
+/// The record as the line of JSON the store and the spool keep, its inputs redacted.
+fn encode(record: &PredictionRecord, redactor: &Redactor) -> Result<Vec<u8>, RecordsError> {
+    let mut payload = Vec::with_capacity(512);
+    encode_line(record, redactor, &mut payload).map_err(|e| RecordsError::Encode {
+        id: record.id.clone(),
         problem: e.to_string(),
     })?;
     if !frame::fits(&payload) {
         return Err(RecordsError::Encode {
-            id: row.id.clone(),
+            id: record.id.clone(),
             problem: format!(
                 "{} bytes, more than a spool frame holds ({})",
                 payload.len(),
@@ -168,12 +172,14 @@ impl Recorder {
         }
         metrics.set_spool_pending(spool.pending_bytes());
         let (synced, _) = watch::channel(0);
+        let (writer, reserved) = (spool.writer().to_string(), spool.reserved());
         let shared = Arc::new(Shared {
             config,
             redactor,
             intake: Mutex::new(Intake {
                 queue: VecDeque::new(),
                 next_seq: recovered.next_seq,
+                reserved,
                 closed: false,
             }),
             spool: Mutex::new(spool),
@@ -185,7 +191,7 @@ impl Recorder {
             stopping: AtomicBool::new(false),
             metrics,
         });
-        let writer = tokio::spawn(Writer::new(shared.clone(), store).run());
+        let writer = tokio::spawn(Writer::new(shared.clone(), store, writer).run());
         Ok(Self {
             handle: Arc::new(Handle {
                 shared,
@@ -199,10 +205,9 @@ impl Recorder {
     /// the store or on an fsync. An error means the record was not kept, and is counted.
     pub fn submit(&self, record: PredictionRecord) -> Result<Accepted, RecordsError> {
         let shared = &self.handle.shared;
-        let row = shared.prepare(record);
         match shared.config.durability {
-            Durability::Group => shared.enqueue(row),
-            Durability::Sync => shared.append_to_spool(row).map(|_| Accepted::Spooled),
+            Durability::Group => shared.enqueue(record),
+            Durability::Sync => shared.append_to_spool(&record).map(|_| Accepted::Spooled),
         }
     }
 
@@ -212,8 +217,7 @@ impl Recorder {
     /// queued, in order).
     pub async fn submit_durable(&self, record: PredictionRecord) -> Result<(), RecordsError> {
         let shared = &self.handle.shared;
-        let row = shared.prepare(record);
-        let ticket = shared.append_to_spool(row)?;
+        let ticket = shared.append_to_spool(&record)?;
         shared.wait_durable(ticket).await
     }
 
@@ -274,11 +278,6 @@ impl Recorder {
 }
 
 impl Shared {
-    fn prepare(&self, mut record: PredictionRecord) -> PredictionRow {
-        self.redactor.apply(&mut record.inputs);
-        record.into_row()
-    }
-
     /// No more records; tells the writer to flush and stop.
     fn close(&self) {
         lock(&self.intake).closed = true;
@@ -295,7 +294,7 @@ impl Shared {
         }
         let mut frames = Vec::with_capacity(intake.queue.len());
         for q in intake.queue.drain(..) {
-            match encode(&q.row) {
+            match encode(&q.record, &self.redactor) {
                 Ok(payload) => frames.push((q.seq, payload)),
                 Err(e) => {
                     self.metrics.dropped.inc();
@@ -324,16 +323,35 @@ impl Shared {
         RecordsError::Closed { id }
     }
 
-    fn enqueue(&self, row: PredictionRow) -> Result<Accepted, RecordsError> {
+    /// Gives out the next sequence number, first extending the spool's reservation when it
+    /// has run out (once per [`crate::spool::SEQUENCE_BLOCK`] records).
+    fn next_seq(&self, intake: &mut Intake) -> Result<u64, RecordsError> {
+        if intake.next_seq >= intake.reserved {
+            let mut spool = lock(&self.spool);
+            spool.reserve(intake.next_seq)?;
+            intake.reserved = spool.reserved();
+        }
+        intake.next_seq += 1;
+        Ok(intake.next_seq - 1)
+    }
+
+    fn enqueue(&self, record: PredictionRecord) -> Result<Accepted, RecordsError> {
         let mut intake = lock(&self.intake);
         if intake.closed {
             drop(intake);
-            return Err(self.refuse_closed(row.id));
+            return Err(self.refuse_closed(record.id));
         }
         if intake.queue.len() < self.config.queue_capacity {
-            let seq = intake.next_seq;
-            intake.next_seq += 1;
-            intake.queue.push_back(Queued { seq, row });
+            let seq = match self.next_seq(&mut intake) {
+                Ok(seq) => seq,
+                Err(e) => {
+                    drop(intake);
+                    self.metrics.dropped.inc();
+                    tracing::error!("prediction record {} lost: {e}", record.id);
+                    return Err(e);
+                }
+            };
+            intake.queue.push_back(Queued { seq, record });
             let queued = intake.queue.len();
             drop(intake);
             self.metrics.queued.inc();
@@ -353,14 +371,14 @@ impl Shared {
                         "prediction-record queue full with overflow policy `drop`: records dropped"
                     );
                 }
-                Err(RecordsError::Dropped { id: row.id })
+                Err(RecordsError::Dropped { id: record.id })
             }
             OverflowPolicy::Spool => {
-                let payload = encode(&row).inspect_err(|_| {
+                let payload = encode(&record, &self.redactor).inspect_err(|_| {
                     self.metrics.dropped.inc();
                 })?;
                 // The writer is woken by the queue having reached a batch already (or its tick).
-                self.spill(&mut intake, &row.id, payload)?;
+                self.spill(&mut intake, &record.id, payload)?;
                 Ok(Accepted::Spooled)
             }
         }
@@ -369,14 +387,16 @@ impl Shared {
     /// Appends one record to the spool under the intake lock (so that its sequence number and
     /// its place in the spool agree); returns the group-commit ticket.
     fn spill(&self, intake: &mut Intake, id: &str, payload: Vec<u8>) -> Result<u64, RecordsError> {
-        let seq = intake.next_seq;
-        let mut spool = lock(&self.spool);
-        match spool.append(&[(seq, payload)]) {
-            Ok(ticket) => {
-                intake.next_seq += 1;
+        let appended = self.next_seq(intake).and_then(|seq| {
+            let mut spool = lock(&self.spool);
+            let ticket = spool.append(&[(seq, payload)])?;
+            Ok((ticket, spool.pending_bytes()))
+        });
+        match appended {
+            Ok((ticket, pending_bytes)) => {
                 self.metrics.queued.inc();
                 self.metrics.spooled.inc();
-                self.metrics.set_spool_pending(spool.pending_bytes());
+                self.metrics.set_spool_pending(pending_bytes);
                 Ok(ticket)
             }
             Err(e) => {
@@ -387,16 +407,16 @@ impl Shared {
         }
     }
 
-    fn append_to_spool(&self, row: PredictionRow) -> Result<u64, RecordsError> {
-        let payload = encode(&row).inspect_err(|_| {
+    fn append_to_spool(&self, record: &PredictionRecord) -> Result<u64, RecordsError> {
+        let payload = encode(record, &self.redactor).inspect_err(|_| {
             self.metrics.dropped.inc();
         })?;
         let mut intake = lock(&self.intake);
         if intake.closed {
             drop(intake);
-            return Err(self.refuse_closed(row.id));
+            return Err(self.refuse_closed(record.id.clone()));
         }
-        let ticket = self.spill(&mut intake, &row.id, payload)?;
+        let ticket = self.spill(&mut intake, &record.id, payload)?;
         drop(intake);
         if lock(&self.spool).pending_frames() >= self.config.batch_size as u64 {
             self.wake.notify_one();
@@ -500,16 +520,53 @@ enum Round {
 struct Writer {
     shared: Arc<Shared>,
     store: MetadataStore,
+    /// The spool folder's writer id, under which the store keeps its high-water mark.
+    writer: String,
     store_down_since: Option<Instant>,
 }
 
+/// Records taken from the queue, encoded: the records themselves (to go back to the queue if
+/// the spool cannot take them) and their lines, in the same order.
+struct Encoded {
+    records: Vec<Queued>,
+    lines: Vec<EncodedPrediction>,
+}
+
 impl Writer {
-    fn new(shared: Arc<Shared>, store: MetadataStore) -> Self {
+    fn new(shared: Arc<Shared>, store: MetadataStore, writer: String) -> Self {
         Self {
             shared,
             store,
+            writer,
             store_down_since: None,
         }
+    }
+
+    /// Encodes `batch`; a record that cannot be encoded is lost, counted and logged.
+    fn encode(&self, batch: Vec<Queued>) -> Encoded {
+        let mut encoded = Encoded {
+            records: Vec::with_capacity(batch.len()),
+            lines: Vec::with_capacity(batch.len()),
+        };
+        for q in batch {
+            match encode(&q.record, &self.shared.redactor) {
+                Ok(line) => {
+                    encoded.lines.push(EncodedPrediction {
+                        seq: q.seq,
+                        id: q.record.id.clone(),
+                        time_ms: q.record.time.timestamp_millis(),
+                        endpoint: q.record.endpoint.clone(),
+                        line,
+                    });
+                    encoded.records.push(q);
+                }
+                Err(e) => {
+                    self.shared.metrics.dropped.inc();
+                    tracing::error!("prediction record lost: {e}");
+                }
+            }
+        }
+        encoded
     }
 
     async fn run(mut self) {
@@ -560,10 +617,10 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, rows: &[PredictionRow]) -> Result<(), String> {
+    async fn write(&mut self, rows: &[EncodedPrediction]) -> Result<(), String> {
         let timeout = Duration::from_millis(self.shared.config.store_timeout_ms);
-        let result = match tokio::time::timeout(timeout, self.store.insert_predictions(rows)).await
-        {
+        let insert = self.store.insert_predictions(&self.writer, rows);
+        let result = match tokio::time::timeout(timeout, insert).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(
@@ -584,6 +641,7 @@ impl Writer {
     /// One round: see the module documentation.
     async fn round(&mut self, store_allowed: bool) -> Round {
         let batch_size = self.shared.config.batch_size;
+        let mut first_batch = true;
         loop {
             let (batch, fence, through_spool) = {
                 let mut intake = lock(&self.shared.intake);
@@ -592,12 +650,21 @@ impl Writer {
                 // later records spilled) may still go straight to the store.
                 let older_than_spool = |q: &Queued| spool_first.is_none_or(|first| q.seq < first);
                 if store_allowed && intake.queue.front().is_none_or(older_than_spool) {
-                    let n = intake
+                    let mut n = intake
                         .queue
                         .iter()
                         .take(batch_size)
                         .take_while(|q| older_than_spool(q))
                         .count();
+                    // After the round's first batch, only full batches: what arrived while a
+                    // batch was written waits for the next round (a flush interval at most),
+                    // rather than going out in a stream of small transactions. Not while the
+                    // spool holds records (those queued before them go first) or stopping.
+                    let stopping = self.shared.stopping.load(Ordering::Acquire);
+                    if !first_batch && n < batch_size && spool_first.is_none() && !stopping {
+                        n = 0;
+                    }
+                    first_batch = false;
                     let batch: Vec<Queued> = intake.queue.drain(..n).collect();
                     (batch, intake.next_seq, false)
                 } else {
@@ -617,17 +684,11 @@ impl Writer {
                     }
                     return Round::Done;
                 }
-                let (seqs, rows): (Vec<u64>, Vec<PredictionRow>) =
-                    batch.into_iter().map(|q| (q.seq, q.row)).unzip();
-                if self.write(&rows).await.is_ok() {
+                let encoded = self.encode(batch);
+                if self.write(&encoded.lines).await.is_ok() {
                     continue;
                 }
-                let batch = seqs
-                    .into_iter()
-                    .zip(rows)
-                    .map(|(seq, row)| Queued { seq, row })
-                    .collect();
-                let _ = self.move_to_spool(batch);
+                let _ = self.move_to_spool(encoded);
                 if let Err(e) = self.shared.sync_all().await {
                     tracing::error!("prediction-record spool: sync failed: {e}");
                 }
@@ -635,7 +696,8 @@ impl Writer {
             }
 
             let moved = batch.len();
-            let (fence, spool_failed) = match self.move_to_spool(batch) {
+            let encoded = self.encode(batch);
+            let (fence, spool_failed) = match self.move_to_spool(encoded) {
                 Ok(()) => (fence, false),
                 Err(first_kept) => (first_kept.min(fence), true),
             };
@@ -658,24 +720,16 @@ impl Writer {
     /// Appends a batch taken from the queue to the spool. If the spool cannot take it (a full
     /// disk), the batch goes back to the front of the queue, to be tried again, and the
     /// sequence number of its first record is returned: replay must stop before it.
-    fn move_to_spool(&mut self, batch: Vec<Queued>) -> Result<(), u64> {
-        let Some(first) = batch.first().map(|q| q.seq) else {
+    fn move_to_spool(&mut self, batch: Encoded) -> Result<(), u64> {
+        let Some(first) = batch.records.first().map(|q| q.seq) else {
             return Ok(());
         };
-        let mut frames = Vec::with_capacity(batch.len());
-        let mut kept = Vec::with_capacity(batch.len());
-        for q in batch {
-            match encode(&q.row) {
-                Ok(payload) => {
-                    frames.push((q.seq, payload));
-                    kept.push(q);
-                }
-                Err(e) => {
-                    self.shared.metrics.dropped.inc();
-                    tracing::error!("prediction record lost: {e}");
-                }
-            }
-        }
+        let mut kept = batch.records;
+        let frames: Vec<(u64, Vec<u8>)> = batch
+            .lines
+            .into_iter()
+            .map(|line| (line.seq, line.line))
+            .collect();
         // In chunks, so that a caller spilling into the spool meanwhile waits for one chunk's
         // write at most, not for the whole queue's.
         let mut appended = 0;
@@ -745,8 +799,8 @@ impl Writer {
                 return Ok(written);
             }
             let mut rows = Vec::with_capacity(read.frames.len());
-            for frame in &read.frames {
-                match serde_json::from_slice::<PredictionRow>(&frame.payload) {
+            for frame in read.frames.iter().cloned() {
+                match EncodedPrediction::from_line(frame.seq, frame.payload) {
                     Ok(row) => rows.push(row),
                     Err(e) => {
                         self.shared.metrics.corrupt.inc();

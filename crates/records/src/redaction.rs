@@ -136,9 +136,15 @@ impl RedactionPolicy {
 }
 
 impl Redactor {
+    /// Whether the policy leaves every field as it is.
+    pub(crate) fn keeps_everything(&self) -> bool {
+        self.policy.default == FieldAction::Keep
+            && self.policy.fields.values().all(|a| *a == FieldAction::Keep)
+    }
+
     /// Applies the policy to a record's input columns.
     pub(crate) fn apply(&self, inputs: &mut Columns) {
-        if self.policy.default == FieldAction::Keep && self.policy.fields.is_empty() {
+        if self.keeps_everything() {
             return;
         }
         inputs.retain(|field, _| self.policy.action(field) != FieldAction::Drop);

@@ -15,6 +15,12 @@
 //! On open, every segment is checked frame by frame: a torn or corrupt frame ends the segment,
 //! which is truncated there (counted and logged, never a panic); what comes before is replayed.
 //! A lock file keeps two recorders off one folder.
+//!
+//! The folder also names its *writer* (`writer.json`): the id under which the store keeps the
+//! folder's high-water mark, and how far sequence numbers are reserved. Numbers only grow,
+//! across restarts too: a new run starts past both the records found and the reservation of
+//! the run before (a block of [`SEQUENCE_BLOCK`], extended as it runs out), so that the store,
+//! which skips every number below the mark, never mistakes a new record for one it has.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -28,6 +34,58 @@ use crate::frame::{self, Frame, FrameError};
 const SEGMENT_SUFFIX: &str = ".seg";
 const LOCK_FILE: &str = "spool.lock";
 const MAX_OPEN_SEGMENTS: usize = 4;
+const WRITER_FILE: &str = "writer.json";
+
+/// Sequence numbers reserved per write of `writer.json`.
+pub(crate) const SEQUENCE_BLOCK: u64 = 1 << 32;
+
+/// The folder's writer: its id in the store, and the sequence numbers reserved so far (every
+/// number below `reserved` may have been given out).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct WriterLease {
+    writer: String,
+    reserved: u64,
+}
+
+impl WriterLease {
+    /// The lease in `dir`, or a new writer's when there is none.
+    fn read(dir: &Path) -> Result<WriterLease, RecordsError> {
+        let path = dir.join(WRITER_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RecordsError::Spool {
+                path,
+                doing: "reading the writer file".into(),
+                problem: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(WriterLease {
+                writer: uuid::Uuid::now_v7().to_string(),
+                reserved: 0,
+            }),
+            Err(e) => Err(RecordsError::spool(&path, "reading the writer file")(e)),
+        }
+    }
+
+    /// Replaces the file durably (a temporary file, fsynced, renamed over it, the folder
+    /// fsynced).
+    fn write(&self, dir: &Path) -> Result<(), RecordsError> {
+        let path = dir.join(WRITER_FILE);
+        let temp = dir.join(format!("{WRITER_FILE}.tmp"));
+        let bytes = serde_json::to_vec(self).map_err(|e| RecordsError::Spool {
+            path: path.clone(),
+            doing: "writing the writer file".into(),
+            problem: e.to_string(),
+        })?;
+        let doing = "writing the writer file";
+        let mut file = File::create(&temp).map_err(RecordsError::spool(&temp, doing))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(RecordsError::spool(&temp, doing))?;
+        std::fs::rename(&temp, &path).map_err(RecordsError::spool(&path, doing))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(RecordsError::spool(dir, doing))
+    }
+}
 
 /// One segment file.
 #[derive(Debug)]
@@ -65,7 +123,8 @@ pub(crate) struct Damage {
 pub(crate) struct Recovered {
     /// Whole frames waiting to be replayed.
     pub frames: u64,
-    /// The sequence number to give the next record (after every one found).
+    /// The sequence number to give the next record: past every one found, and past every one
+    /// an earlier run may have given out.
     pub next_seq: u64,
     pub damaged: Vec<Damage>,
 }
@@ -141,6 +200,7 @@ pub(crate) struct Spool {
     pending_frames: u64,
     /// Held while the spool is in use; `None` once released.
     lock: Option<File>,
+    lease: WriterLease,
 }
 
 fn segment_path(dir: &Path, start: u64) -> PathBuf {
@@ -238,6 +298,7 @@ impl Spool {
             pending_bytes: 0,
             pending_frames: 0,
             lock: Some(lock),
+            lease: WriterLease::read(dir)?,
         };
         let mut recovered = Recovered::default();
         for start in starts {
@@ -264,7 +325,33 @@ impl Spool {
                 },
             );
         }
+        recovered.next_seq = recovered.next_seq.max(spool.lease.reserved);
+        spool.reserve(recovered.next_seq)?;
         Ok((spool, recovered))
+    }
+
+    /// Sequence numbers below this one are reserved.
+    pub fn reserved(&self) -> u64 {
+        self.lease.reserved
+    }
+
+    /// The writer id the store knows this folder's records by.
+    pub fn writer(&self) -> &str {
+        &self.lease.writer
+    }
+
+    /// Makes sure sequence number `seq` is reserved (writing a new reservation when it is not).
+    pub fn reserve(&mut self, seq: u64) -> Result<(), RecordsError> {
+        if seq < self.lease.reserved {
+            return Ok(());
+        }
+        let lease = WriterLease {
+            writer: self.lease.writer.clone(),
+            reserved: seq.saturating_add(SEQUENCE_BLOCK),
+        };
+        lease.write(&self.dir)?;
+        self.lease = lease;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -635,9 +722,32 @@ mod tests {
             );
         }
         let (mut spool, recovered) = Spool::open(dir.path(), 64).expect("reopen");
-        assert_eq!((recovered.frames, recovered.next_seq), (20, 20));
+        // The first run may have given out every number it reserved.
+        assert_eq!((recovered.frames, recovered.next_seq), (20, SEQUENCE_BLOCK));
         assert!(recovered.damaged.is_empty());
         assert_eq!(replay_all(&mut spool), (0..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn sequence_numbers_grow_across_runs_under_one_writer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (mut spool, recovered) = Spool::open(dir.path(), 1 << 20).expect("open");
+        let writer = spool.writer().to_string();
+        assert_eq!((recovered.next_seq, spool.reserved()), (0, SEQUENCE_BLOCK));
+        // Running out extends the reservation, on disk.
+        spool.reserve(SEQUENCE_BLOCK).expect("extend");
+        assert_eq!(spool.reserved(), 2 * SEQUENCE_BLOCK);
+        spool.release();
+        drop(spool);
+        let (spool, recovered) = Spool::open(dir.path(), 1 << 20).expect("reopen");
+        assert_eq!(spool.writer(), writer);
+        assert_eq!(recovered.next_seq, 2 * SEQUENCE_BLOCK);
+        assert_eq!(spool.reserved(), 3 * SEQUENCE_BLOCK);
+        // A folder without its writer file is a new writer, numbering from zero.
+        let other = tempfile::tempdir().expect("dir");
+        let (fresh, recovered) = Spool::open(other.path(), 1 << 20).expect("open");
+        assert_ne!(fresh.writer(), writer);
+        assert_eq!(recovered.next_seq, 0);
     }
 
     #[test]

@@ -324,7 +324,7 @@ async fn overflow_spools_in_order_or_drops_and_counts() {
 
 /// Records reach the store in submission order even when store writes fail (their batches go
 /// to the spool) while the queue overflows (later records go to the spool first), with durable
-/// submits mixed in. SQLite's rowid gives the order in which rows were inserted.
+/// submits mixed in. SQLite's rowid gives the order in which segments were inserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_stored_in_submission_order_through_failures_and_overflow() {
     use sqlx::{Connection, Row};
@@ -373,13 +373,23 @@ async fn records_are_stored_in_submission_order_through_failures_and_overflow() 
 
     let url = format!("sqlite://{}", dir.path().join("berth.db").display());
     let mut db = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+    // Segments in the order they were inserted, each with its records in order.
     let in_insert_order: Vec<String> =
-        sqlx::query("SELECT id FROM predictions WHERE endpoint = 'order' ORDER BY rowid")
+        sqlx::query("SELECT body FROM prediction_segments WHERE endpoint = 'order' ORDER BY rowid")
             .fetch_all(&mut db)
             .await
-            .expect("rows")
+            .expect("segments")
             .iter()
-            .map(|r| r.get::<String, _>("id"))
+            .flat_map(|r| {
+                r.get::<String, _>("body")
+                    .lines()
+                    .map(|line| {
+                        let row: berth_store::PredictionRow =
+                            serde_json::from_str(line).expect("record");
+                        row.id
+                    })
+                    .collect::<Vec<_>>()
+            })
             .collect();
     assert_eq!(in_insert_order.len(), submitted.len());
     let first_difference = in_insert_order

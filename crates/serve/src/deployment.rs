@@ -17,9 +17,9 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use axum::http::HeaderMap;
-use berth_core::{FeatureMatrix, FieldType, ModelInfo, NamedTensor, Signature};
+use berth_core::{FeatureMatrix, Field, ModelInfo, NamedTensor, Signature};
 use berth_features::Pipeline;
-use berth_records::{Durability, PredictionRecord, Recorder, Role};
+use berth_records::{Durability, PredictionRecord, RecordColumns, Recorder, Role};
 use berth_runtime::Model;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -88,6 +88,8 @@ pub struct Deployment {
     pub version: i64,
     pub signature: Signature,
     pub info: ModelInfo,
+    /// The signature's inputs, shared by the records of the predictions.
+    input_fields: Arc<[Field]>,
     batcher: Batcher,
     watchers: Watchers,
     /// What live drift is measured against; `None` when the version has no reference profile.
@@ -135,6 +137,7 @@ impl Deployment {
         Self {
             model: name.to_string(),
             version,
+            input_fields: signature.inputs.clone().into(),
             signature,
             info: model.info().clone(),
             batcher: Batcher::spawn(model, config),
@@ -176,7 +179,7 @@ impl Deployment {
         let watched = match raw {
             Some(batch) => Some(ScoredRows::Raw(batch)),
             None if profiling.is_some() || self.watchers.recorder.is_some() => {
-                Some(ScoredRows::Matrix(rows.clone()))
+                Some(ScoredRows::Matrix(Arc::new(rows.clone())))
             }
             None => None,
         };
@@ -188,7 +191,12 @@ impl Deployment {
             batched.batch_rows,
         );
         let id = PredictionRecord::new_id();
-        if let (Some((recorder, durability)), Some(watched)) = (&self.watchers.recorder, &watched) {
+        // The outputs as the record and the profiler share them (the answer keeps its own).
+        let outputs: Option<Arc<[NamedTensor]>> =
+            watched.as_ref().map(|_| batched.outputs.clone().into());
+        if let (Some((recorder, durability)), Some(watched), Some(outputs)) =
+            (&self.watchers.recorder, &watched, &outputs)
+        {
             let record = PredictionRecord {
                 id: id.clone(),
                 time: caller.time,
@@ -200,10 +208,13 @@ impl Deployment {
                 rows: watched.rows(),
                 latency: caller.arrived.elapsed(),
                 inputs: match watched {
-                    ScoredRows::Matrix(rows) => self.input_columns(rows),
-                    ScoredRows::Raw(_) => self.request_columns(columns),
+                    ScoredRows::Matrix(rows) => RecordColumns::Matrix {
+                        rows: rows.clone(),
+                        fields: self.input_fields.clone(),
+                    },
+                    ScoredRows::Raw(_) => RecordColumns::Json(self.request_columns(columns)),
                 },
-                outputs: output_columns(&batched.outputs),
+                outputs: RecordColumns::Tensors(outputs.clone()),
             };
             match durability {
                 Durability::Sync => recorder
@@ -218,14 +229,16 @@ impl Deployment {
                 }
             }
         }
-        if let (Some((profiles, monitor)), Some(rows)) = (profiling, watched) {
+        if let (Some((profiles, monitor)), Some(rows), Some(outputs)) =
+            (profiling, watched, outputs)
+        {
             profiles.observe(
                 caller.endpoint,
                 &self.model,
                 self.version,
                 monitor,
                 rows,
-                batched.outputs.clone(),
+                outputs,
             );
         }
         Ok(Prediction { id, batched })
@@ -241,35 +254,6 @@ impl Deployment {
                 let values = columns
                     .column(&field.name)
                     .map_or_else(|| vec![Value::Null; columns.rows()], <[Value]>::to_vec);
-                (field.name.clone(), values)
-            })
-            .collect()
-    }
-
-    /// The model's input rows as the signature names and types them (categories by value,
-    /// booleans as booleans, missing values as null).
-    fn input_columns(&self, rows: &FeatureMatrix) -> BTreeMap<String, Vec<Value>> {
-        self.signature
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(c, field)| {
-                let values = (0..rows.rows())
-                    .map(|r| {
-                        let x = rows.row(r)[c];
-                        if x.is_nan() {
-                            return Value::Null;
-                        }
-                        match &field.field_type {
-                            FieldType::Category { values } => values
-                                .get(x as usize)
-                                .map_or(Value::Null, |v| Value::String(v.clone())),
-                            FieldType::Bool => Value::Bool(x != 0.0),
-                            _ => serde_json::Number::from_f64(f64::from(x))
-                                .map_or(Value::Null, Value::Number),
-                        }
-                    })
-                    .collect();
                 (field.name.clone(), values)
             })
             .collect()

@@ -46,8 +46,8 @@ use crate::protocol::json_error;
 
 /// How long one window lasts.
 pub const WINDOW: Duration = Duration::from_secs(60);
-/// Observations waiting for the profiling task at most.
-const QUEUE: usize = 4096;
+/// Observations waiting for the profiling task at most: a [`GATHER`] of 300k requests a second.
+const QUEUE: usize = 32_768;
 /// How long observations are gathered before they are profiled together.
 const GATHER: Duration = Duration::from_millis(100);
 /// How far back the gauges look.
@@ -124,8 +124,9 @@ struct Key {
 
 /// The rows a prediction scored, as profiles read them.
 pub enum ScoredRows {
-    /// Validated rows in signature order (a version without a feature spec).
-    Matrix(FeatureMatrix),
+    /// Validated rows in signature order (a version without a feature spec), shared with the
+    /// prediction record.
+    Matrix(Arc<FeatureMatrix>),
     /// The raw fields a version's feature spec read (its signature's fields).
     Raw(RecordBatch),
 }
@@ -159,7 +160,7 @@ struct Observation {
     at: DateTime<Utc>,
     monitor: Arc<VersionMonitor>,
     rows: ScoredRows,
-    outputs: Vec<NamedTensor>,
+    outputs: Arc<[NamedTensor]>,
 }
 
 /// A window's profiles, as stored (JSON) and merged.
@@ -312,7 +313,7 @@ impl LiveProfiles {
         version: i64,
         monitor: &Arc<VersionMonitor>,
         rows: ScoredRows,
-        outputs: Vec<NamedTensor>,
+        outputs: Arc<[NamedTensor]>,
     ) {
         let n = rows.rows() as u64;
         let observation = Observation {
@@ -335,17 +336,18 @@ impl LiveProfiles {
         let mut open = true;
         while open && let Some(first) = observations.recv().await {
             // What arrives within GATHER is profiled together: one builder per window for many
-            // requests, rather than one per request.
+            // requests, rather than one per request. The task sleeps meanwhile and then takes
+            // what is queued, rather than waking for every observation.
             let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + GATHER;
+            tokio::time::sleep(GATHER).await;
             loop {
-                match tokio::time::timeout_at(deadline, observations.recv()).await {
-                    Ok(Some(o)) => batch.push(o),
-                    Ok(None) => {
+                match observations.try_recv() {
+                    Ok(o) => batch.push(o),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
                         open = false;
                         break;
                     }
-                    Err(_) => break,
                 }
             }
             let this = self.clone();
@@ -364,8 +366,7 @@ impl LiveProfiles {
         for ((key, start), group) in groups {
             let monitor = group[0].monitor.clone();
             let parts: Vec<RowsRef<'_>> = group.iter().map(|o| o.rows.as_ref()).collect();
-            let profiles =
-                profile_rows(&monitor, &parts, group.iter().map(|o| o.outputs.as_slice()));
+            let profiles = profile_rows(&monitor, &parts, group.iter().map(|o| &o.outputs[..]));
             let Ok(mut state) = self.state.lock() else {
                 return;
             };

@@ -25,6 +25,13 @@ pub enum StoreError {
     /// An artifact's bytes do not hash to the name they are stored under.
     #[error("artifact {sha256} is corrupt: its bytes hash to {actual}")]
     Corrupt { sha256: String, actual: String },
+    /// A value handed to the store is not what it takes.
+    #[error("{field}: expected {expected}, got {got}")]
+    Invalid {
+        field: String,
+        expected: String,
+        got: String,
+    },
     /// A failure injected by a test (feature `failpoints`).
     #[error("injected failure at {0}")]
     Injected(String),

@@ -31,7 +31,7 @@ pub use artifacts::{ArtifactLocation, ArtifactStore, StoredArtifact, sha256_hex}
 pub use error::StoreError;
 pub use jobs::{JobRow, JobRunRow, RunStatus};
 pub use metadata::{Backend, MetadataStore};
-pub use predictions::PredictionRow;
+pub use predictions::{EncodedPrediction, PredictionRow};
 pub use profiles::ProfileWindowRow;
 pub use records::{
     AliasRecord, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage, ModelRecord,

@@ -180,6 +180,39 @@ const MIGRATIONS: &[(i64, &str)] = &[
         UNIQUE (job, scheduled_for)
     )",
     ),
+    (
+        7,
+        // Prediction records in segments (see `predictions.rs`): one row per writer batch and
+        // endpoint, its records as JSON lines, and each writer's high-water mark, which makes a
+        // batch written twice land once. The rows of migration 2 become one-record segments.
+        "CREATE TABLE prediction_segments (
+        writer TEXT NOT NULL,
+        first_seq BIGINT NOT NULL,
+        endpoint TEXT NOT NULL,
+        first_ms BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL,
+        min_id TEXT NOT NULL,
+        max_id TEXT NOT NULL,
+        records BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (writer, first_seq)
+    );
+    CREATE INDEX prediction_segments_by_endpoint ON prediction_segments (endpoint, first_ms);
+    CREATE INDEX prediction_segments_by_id ON prediction_segments (min_id);
+    CREATE TABLE prediction_writers (
+        writer TEXT PRIMARY KEY,
+        next_seq BIGINT NOT NULL
+    );
+    INSERT INTO prediction_segments
+        (writer, first_seq, endpoint, first_ms, last_ms, min_id, max_id, records, body)
+    SELECT 'migrated:' || id, 0, endpoint, time_ms, time_ms, id, id, 1,
+        '{\"id\":\"' || id || '\",\"time_ms\":' || time_ms || ',\"endpoint\":\"' || endpoint
+        || '\",\"model\":\"' || model || '\",\"version\":' || version || ',\"role\":\"' || role
+        || '\",\"protocol\":\"' || protocol || '\",\"rows\":' || rows || ',\"latency_us\":'
+        || latency_us || ',\"inputs\":' || inputs || ',\"outputs\":' || outputs || '}'
+    FROM predictions;
+    DROP TABLE predictions",
+    ),
 ];
 
 /// The metadata store.
@@ -231,6 +264,11 @@ impl MetadataStore {
     /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://...`) and brings the schema
     /// up to date.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_migrated_to(url, i64::MAX).await
+    }
+
+    /// [`Self::connect`], applying the migrations up to `version` only (tests of upgrades).
+    pub(crate) async fn connect_migrated_to(url: &str, version: i64) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let location = redact(url);
         let backend = if url.starts_with("sqlite:") {
@@ -245,8 +283,21 @@ impl MetadataStore {
         };
         let options = match backend {
             // One connection: SQLite has one writer anyway, and this keeps writes from ever
-            // meeting a busy database.
-            Backend::Sqlite => AnyPoolOptions::new().max_connections(1),
+            // meeting a busy database. In WAL mode (set below), `synchronous = NORMAL` syncs
+            // the log at checkpoints rather than at every commit: a commit survives the process
+            // being killed, and a power cut can take back only the last commits, never leave
+            // the database inconsistent (SQLite's recommended setting for WAL).
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            connection.execute("PRAGMA synchronous = NORMAL").await?;
+                            Ok(())
+                        })
+                    })
+            }
             Backend::Postgres => AnyPoolOptions::new().max_connections(8),
         };
         // One plain connection first: its error says what is wrong (refused, no such
@@ -289,7 +340,7 @@ impl MetadataStore {
                 .await
                 .map_err(StoreError::db("enabling WAL"))?;
         }
-        store.migrate().await?;
+        store.migrate(version).await?;
         Ok(store)
     }
 
@@ -302,7 +353,7 @@ impl MetadataStore {
         &self.location
     }
 
-    async fn migrate(&self) -> Result<(), StoreError> {
+    async fn migrate(&self, upto: i64) -> Result<(), StoreError> {
         let mut tx = self.begin("migrating").await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS berth_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
             .execute(&mut *tx)
@@ -320,7 +371,7 @@ impl MetadataStore {
             Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         };
         for (version, sql) in MIGRATIONS {
-            if applied.contains(version) {
+            if applied.contains(version) || *version > upto {
                 continue;
             }
             let sql = sql.replace("{id}", id);

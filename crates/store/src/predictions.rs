@@ -1,21 +1,30 @@
-//! Prediction records in the metadata store: one row per prediction in the `predictions` table
-//! (migration 2), written in batches by the durable writer of `berth-records` and read back by
-//! monitoring and replay.
+//! Prediction records in the metadata store, kept in *segments*: the `prediction_segments`
+//! table (migration 7) holds one row per writer batch and endpoint, its records as JSON lines
+//! (one [`PredictionRow`] each), with the columns readers filter on (endpoint, time span, id
+//! span). One row per batch instead of one per prediction is what lets a server record every
+//! prediction at full speed: a batch of 500 records is one `INSERT` of one text value.
 //!
-//! A batch is inserted in one transaction with `ON CONFLICT (id) DO NOTHING`, on SQLite and
-//! PostgreSQL alike, so writing the same batch again (after a timeout whose commit did land, or
-//! a crash between the insert and the removal of a spool segment) leaves one row per id: the
-//! write path is exactly-once on top of an at-least-once delivery.
+//! # Exactly once
+//! Every record comes from a *writer* (a recorder's spool folder, see `berth-records`) with a
+//! sequence number, and a writer hands its records over in sequence order. The store keeps each
+//! writer's high-water mark (`prediction_writers.next_seq`) and, in the same transaction as a
+//! batch, skips the records below it and moves it past the batch. So writing a batch again
+//! (after a timeout whose commit did land, or a crash between the insert and the removal of a
+//! spool segment) stores nothing twice, whatever the boundaries of the batches that carry
+//! the records the second time. The first statement of the transaction writes the writer's
+//! row, which serialises concurrent batches of one writer on both backends.
 
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::AssertSqlSafe;
 use sqlx::any::AnyRow;
 
 use crate::metadata::get;
-use crate::{Backend, MetadataStore, StoreError, failpoint};
+use crate::{MetadataStore, StoreError, failpoint};
 
-/// One row of the `predictions` table.
+/// One prediction record, as readers get it back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PredictionRow {
     /// A UUIDv7 string, unique per prediction.
@@ -38,124 +47,226 @@ pub struct PredictionRow {
     pub outputs: Value,
 }
 
-const COLUMNS: &str =
-    "id, time_ms, endpoint, model, version, role, protocol, rows, latency_us, inputs, outputs";
-const COLUMN_COUNT: usize = 11;
-
-/// Rows per `INSERT` statement on PostgreSQL: 11 parameters each stays far below its limit
-/// (65535).
-const ROWS_PER_STATEMENT: usize = 200;
-/// Rows per `INSERT` statement on SQLite: binding a parameter there looks its name up among all
-/// of the statement's, so the cost grows with the square of the parameters per statement; at
-/// 200 rows that lookup took more CPU than serving the predictions (measured with perf in
-/// bench/monitoring_overhead.sh).
-const SQLITE_ROWS_PER_STATEMENT: usize = 16;
-
-fn row_from(row: &AnyRow) -> Result<PredictionRow, StoreError> {
-    let json = |column: &str| -> Result<Value, StoreError> {
-        let text: String = get(row, column)?;
-        serde_json::from_str(&text).map_err(|e| StoreError::Database {
-            doing: format!("reading column {column}"),
-            problem: format!("not JSON: {e}"),
-        })
-    };
-    Ok(PredictionRow {
-        id: get(row, "id")?,
-        time_ms: get(row, "time_ms")?,
-        endpoint: get(row, "endpoint")?,
-        model: get(row, "model")?,
-        version: get(row, "version")?,
-        role: get(row, "role")?,
-        protocol: get(row, "protocol")?,
-        rows: get(row, "rows")?,
-        latency_us: get(row, "latency_us")?,
-        inputs: json("inputs")?,
-        outputs: json("outputs")?,
-    })
+/// A record on its way into the store: its writer's sequence number, the fields segments are
+/// filed by, and the record itself as one line of JSON (a [`PredictionRow`]; no newline).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedPrediction {
+    pub seq: u64,
+    pub id: String,
+    pub time_ms: i64,
+    pub endpoint: String,
+    pub line: Vec<u8>,
 }
 
-/// `INSERT ... VALUES ($1, ..., $11), ($12, ...) ON CONFLICT (id) DO NOTHING` for `rows` rows.
-fn insert_statement(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO predictions ({COLUMNS}) VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
+/// What segments are filed by, read back from a line (the rest of the line is skipped).
+#[derive(Deserialize)]
+struct LineKeys {
+    id: String,
+    time_ms: i64,
+    endpoint: String,
+}
+
+impl EncodedPrediction {
+    /// `row` with sequence number `seq` (tests and tools; serving encodes its own lines).
+    pub fn from_row(seq: u64, row: &PredictionRow) -> Self {
+        Self {
+            seq,
+            id: row.id.clone(),
+            time_ms: row.time_ms,
+            endpoint: row.endpoint.clone(),
+            // Serializing a struct of strings, numbers and JSON values cannot fail.
+            line: serde_json::to_vec(row).unwrap_or_default(),
         }
-        sql.push('(');
-        for c in 0..COLUMN_COUNT {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", r * COLUMN_COUNT + c + 1));
-        }
-        sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
-    sql
+
+    /// A line read back (from a spool frame), with its sequence number.
+    pub fn from_line(seq: u64, line: Vec<u8>) -> Result<Self, StoreError> {
+        let keys: LineKeys = serde_json::from_slice(&line).map_err(|e| StoreError::Invalid {
+            field: "prediction record".into(),
+            expected: "a JSON object with id, time_ms and endpoint".into(),
+            got: e.to_string(),
+        })?;
+        if line.contains(&b'\n') {
+            return Err(StoreError::Invalid {
+                field: "prediction record".into(),
+                expected: "one line of JSON".into(),
+                got: "a newline".into(),
+            });
+        }
+        Ok(Self {
+            seq,
+            id: keys.id,
+            time_ms: keys.time_ms,
+            endpoint: keys.endpoint,
+            line,
+        })
+    }
+}
+
+const SEGMENT_COLUMNS: &str =
+    "writer, first_seq, endpoint, first_ms, last_ms, min_id, max_id, records, body";
+
+/// The records of one segment's body.
+fn rows_of(body: &str) -> Result<Vec<PredictionRow>, StoreError> {
+    body.lines()
+        .map(|line| {
+            serde_json::from_str(line).map_err(|e| StoreError::Database {
+                doing: "reading a prediction segment".into(),
+                problem: format!("a record is not a prediction row: {e}"),
+            })
+        })
+        .collect()
+}
+
+fn body_of(row: &AnyRow) -> Result<Vec<PredictionRow>, StoreError> {
+    let body: String = get(row, "body")?;
+    rows_of(&body)
+}
+
+/// A segment about to be written: consecutive records of one endpoint.
+struct NewSegment<'a> {
+    endpoint: &'a str,
+    records: Vec<&'a EncodedPrediction>,
+}
+
+impl NewSegment<'_> {
+    fn body(&self) -> Result<String, StoreError> {
+        let len = self.records.iter().map(|r| r.line.len() + 1).sum();
+        let mut body = Vec::with_capacity(len);
+        for (i, r) in self.records.iter().enumerate() {
+            if i > 0 {
+                body.push(b'\n');
+            }
+            body.extend_from_slice(&r.line);
+        }
+        String::from_utf8(body).map_err(|e| StoreError::Invalid {
+            field: "prediction record".into(),
+            expected: "UTF-8 JSON".into(),
+            got: e.to_string(),
+        })
+    }
 }
 
 impl MetadataStore {
-    /// Inserts `batch` in one transaction; ids already stored are skipped, so the same batch
-    /// written twice leaves one row per id. Returns how many rows were new.
-    pub async fn insert_predictions(&self, batch: &[PredictionRow]) -> Result<u64, StoreError> {
+    /// Writes `batch` (records of `writer`, in increasing sequence order) in one transaction,
+    /// one segment per endpoint; records below the writer's high-water mark are already stored
+    /// and skipped. Returns how many records were new.
+    pub async fn insert_predictions(
+        &self,
+        writer: &str,
+        batch: &[EncodedPrediction],
+    ) -> Result<u64, StoreError> {
         if batch.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.begin("writing prediction records").await?;
-        let mut inserted = 0;
-        let rows_per_statement = match self.backend() {
-            Backend::Sqlite => SQLITE_ROWS_PER_STATEMENT,
-            Backend::Postgres => ROWS_PER_STATEMENT,
-        };
-        for chunk in batch.chunks(rows_per_statement) {
-            // Built from constant text and placeholders only; the values are bound.
-            let mut query = sqlx::query(AssertSqlSafe(insert_statement(chunk.len())));
-            for p in chunk {
-                query = query
-                    .bind(p.id.clone())
-                    .bind(p.time_ms)
-                    .bind(p.endpoint.clone())
-                    .bind(p.model.clone())
-                    .bind(p.version)
-                    .bind(p.role.clone())
-                    .bind(p.protocol.clone())
-                    .bind(p.rows)
-                    .bind(p.latency_us)
-                    .bind(p.inputs.to_string())
-                    .bind(p.outputs.to_string());
-            }
-            inserted += query
+        if let Some(w) = batch.windows(2).find(|w| w[1].seq <= w[0].seq) {
+            return Err(StoreError::Invalid {
+                field: "prediction records".into(),
+                expected: "increasing sequence numbers".into(),
+                got: format!("{} after {}", w[1].seq, w[0].seq),
+            });
+        }
+        let doing = "writing prediction records";
+        let mut tx = self.begin(doing).await?;
+        // A write first: it locks the writer's row (PostgreSQL) or the database (SQLite, which
+        // `begin` opened IMMEDIATE) until the commit.
+        let mark = sqlx::query(
+            "INSERT INTO prediction_writers (writer, next_seq) VALUES ($1, 0) \
+             ON CONFLICT (writer) DO UPDATE SET next_seq = prediction_writers.next_seq \
+             RETURNING next_seq",
+        )
+        .bind(writer.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(StoreError::db(doing))?;
+        let next_seq: i64 = get(&mark, "next_seq")?;
+        let fresh: Vec<&EncodedPrediction> = batch
+            .iter()
+            .filter(|r| i64::try_from(r.seq).is_ok_and(|s| s >= next_seq))
+            .collect();
+        let mut segments: BTreeMap<&str, NewSegment<'_>> = BTreeMap::new();
+        for r in &fresh {
+            segments
+                .entry(r.endpoint.as_str())
+                .or_insert_with(|| NewSegment {
+                    endpoint: &r.endpoint,
+                    records: Vec::new(),
+                })
+                .records
+                .push(r);
+        }
+        for segment in segments.values() {
+            let (Some(first), Some(first_ms), Some(last_ms), Some(min_id), Some(max_id)) = (
+                segment.records.first(),
+                segment.records.iter().map(|r| r.time_ms).min(),
+                segment.records.iter().map(|r| r.time_ms).max(),
+                segment.records.iter().map(|r| r.id.as_str()).min(),
+                segment.records.iter().map(|r| r.id.as_str()).max(),
+            ) else {
+                continue;
+            };
+            sqlx::query(
+                "INSERT INTO prediction_segments (writer, first_seq, endpoint, first_ms, last_ms, \
+                 min_id, max_id, records, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(writer.to_string())
+            .bind(seq_value(first.seq)?)
+            .bind(segment.endpoint.to_string())
+            .bind(first_ms)
+            .bind(last_ms)
+            .bind(min_id.to_string())
+            .bind(max_id.to_string())
+            .bind(segment.records.len() as i64)
+            .bind(segment.body()?)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(doing))?;
+        }
+        if let Some(last) = batch.last() {
+            sqlx::query("UPDATE prediction_writers SET next_seq = $2 WHERE writer = $1")
+                .bind(writer.to_string())
+                .bind(seq_value(last.seq)?.max(next_seq - 1) + 1)
                 .execute(&mut *tx)
                 .await
-                .map_err(StoreError::db("writing prediction records"))?
-                .rows_affected();
+                .map_err(StoreError::db(doing))?;
         }
         let first = batch.first().map_or("", |p| p.endpoint.as_str());
         failpoint::check("predictions.before_commit", first)?;
         tx.commit()
             .await
             .map_err(StoreError::db("committing prediction records"))?;
-        Ok(inserted)
+        Ok(fresh.len() as u64)
     }
 
     /// How many prediction records are stored.
     pub async fn count_predictions(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM predictions")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::db("counting prediction records"))?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(records), 0) AS BIGINT) AS n FROM prediction_segments",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::db("counting prediction records"))?;
         get(&row, "n")
     }
 
     /// The prediction record with this id, if stored.
     pub async fn get_prediction(&self, id: &str) -> Result<Option<PredictionRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM predictions WHERE id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let sql = format!(
+            "SELECT {SEGMENT_COLUMNS} FROM prediction_segments WHERE min_id <= $1 AND max_id >= $1"
+        );
+        let mut segments = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch(&self.pool);
+        while let Some(segment) = segments
+            .try_next()
             .await
-            .map_err(StoreError::db(format!("reading prediction {id}")))?;
-        row.as_ref().map(row_from).transpose()
+            .map_err(StoreError::db(format!("reading prediction {id}")))?
+        {
+            if let Some(row) = body_of(&segment)?.into_iter().find(|r| r.id == id) {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
     }
 
     /// Ids of the predictions of `endpoint` with `from_ms <= time_ms < to_ms`, oldest first
@@ -166,17 +277,10 @@ impl MetadataStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id FROM predictions WHERE endpoint = $1 AND time_ms >= $2 AND time_ms < $3 \
-             ORDER BY time_ms, id",
-        )
-        .bind(endpoint.to_string())
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::db(format!("listing predictions of {endpoint}")))?;
-        rows.iter().map(|r| get(r, "id")).collect()
+        let rows = self
+            .page_predictions(endpoint, from_ms, to_ms, None, i64::MAX)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.id).collect())
     }
 
     /// The predictions of `endpoint` with `from_ms <= time_ms < to_ms`, oldest first, at most
@@ -194,6 +298,10 @@ impl MetadataStore {
 
     /// Like [`Self::list_predictions`], starting after `after` (the `time_ms` and `id` of the
     /// last row of the previous page), for reading a range in bounded pages.
+    ///
+    /// Segments are read in order of their first record's time; once `limit` records are in
+    /// hand and the next segment starts after the last of them, no later segment can hold an
+    /// earlier record, and reading stops.
     pub async fn page_predictions(
         &self,
         endpoint: &str,
@@ -202,23 +310,57 @@ impl MetadataStore {
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<PredictionRow>, StoreError> {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        if limit == 0 || from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
         let (after_ms, after_id) = after.unwrap_or((i64::MIN, ""));
+        let key_after = |r: &PredictionRow| (r.time_ms, r.id.as_str()) > (after_ms, after_id);
         let sql = format!(
-            "SELECT {COLUMNS} FROM predictions WHERE endpoint = $1 AND time_ms >= $2 AND time_ms < $3 \
-             AND (time_ms > $4 OR (time_ms = $4 AND id > $5)) ORDER BY time_ms, id LIMIT $6"
+            "SELECT {SEGMENT_COLUMNS} FROM prediction_segments WHERE endpoint = $1 \
+             AND first_ms < $2 AND last_ms >= $3 ORDER BY first_ms, writer, first_seq"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let doing = format!("listing predictions of {endpoint}");
+        let mut segments = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(endpoint.to_string())
-            .bind(from_ms)
             .bind(to_ms)
-            .bind(after_ms)
-            .bind(after_id.to_string())
-            .bind(limit)
-            .fetch_all(&self.pool)
+            .bind(from_ms.max(after_ms))
+            .fetch(&self.pool);
+        let mut found: Vec<PredictionRow> = Vec::new();
+        while let Some(segment) = segments
+            .try_next()
             .await
-            .map_err(StoreError::db(format!("listing predictions of {endpoint}")))?;
-        rows.iter().map(row_from).collect()
+            .map_err(StoreError::db(doing.as_str()))?
+        {
+            if found.len() >= limit {
+                let first_ms: i64 = get(&segment, "first_ms")?;
+                if found.last().is_some_and(|last| first_ms > last.time_ms) {
+                    break;
+                }
+            }
+            found.extend(
+                body_of(&segment)?
+                    .into_iter()
+                    .filter(|r| r.time_ms >= from_ms && r.time_ms < to_ms && key_after(r)),
+            );
+            if found.len() >= limit {
+                found.sort_by(|a, b| (a.time_ms, &a.id).cmp(&(b.time_ms, &b.id)));
+                found.truncate(limit);
+            }
+        }
+        found.sort_by(|a, b| (a.time_ms, &a.id).cmp(&(b.time_ms, &b.id)));
+        found.truncate(limit);
+        Ok(found)
     }
+}
+
+/// A sequence number as the database stores it.
+fn seq_value(seq: u64) -> Result<i64, StoreError> {
+    i64::try_from(seq).map_err(|_| StoreError::Invalid {
+        field: "sequence number".into(),
+        expected: format!("at most {}", i64::MAX),
+        got: seq.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -226,10 +368,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_insert_statement_numbers_every_placeholder() {
-        let sql = insert_statement(2);
-        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"));
-        assert!(sql.contains("($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"));
-        assert!(sql.ends_with("ON CONFLICT (id) DO NOTHING"));
+    fn a_line_is_read_back_with_its_keys() {
+        let line = br#"{"id":"a","time_ms":5,"endpoint":"churn","inputs":{}}"#.to_vec();
+        let read = EncodedPrediction::from_line(9, line.clone()).expect("line");
+        assert_eq!((read.seq, read.time_ms), (9, 5));
+        assert_eq!((read.id.as_str(), read.endpoint.as_str()), ("a", "churn"));
+        assert!(EncodedPrediction::from_line(1, b"{\"id\":1}".to_vec()).is_err());
+        assert!(EncodedPrediction::from_line(1, b"not json".to_vec()).is_err());
     }
 }

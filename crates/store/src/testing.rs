@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::{MetadataStore, StoreError};
 use tokio::task::AbortHandle;
 
 /// The local PostgreSQL.
@@ -66,6 +68,11 @@ pub fn s3_test_bucket() -> Option<String> {
             None
         }
     }
+}
+
+/// A store at `url` as berth left it before migration `version + 1` (for tests of upgrades).
+pub async fn store_at_migration(url: &str, version: i64) -> Result<MetadataStore, StoreError> {
+    MetadataStore::connect_migrated_to(url, version).await
 }
 
 /// Creates a fresh schema named after `prefix`; `None` (skip) when PostgreSQL is missing and

@@ -1,6 +1,7 @@
-//! The serving-side tables on SQLite and on PostgreSQL: `predictions` (idempotent batch
-//! inserts, counts, reads by id and by endpoint and time range), `profile_windows` (a replica's
-//! rewrite of a window replaces its row; readers get every replica's rows of a range) and
+//! The serving-side tables on SQLite and on PostgreSQL: prediction segments (a writer's records
+//! stored once whatever the batches that carry them, counts, reads by id and by endpoint and
+//! time range), `profile_windows` (a replica's rewrite of a window replaces its row; readers
+//! get every replica's rows of a range) and
 //! `rollouts` (one unfinished per endpoint, optimistic revisions, saved with the endpoint's
 //! policy and the audit event in one transaction).
 //!
@@ -8,7 +9,10 @@
 //! message when it is not reachable, unless `BERTH_REQUIRE_SERVICES=1`.
 
 use berth_store::testing::fresh_store;
-use berth_store::{AuditFilter, Change, PredictionRow, ProfileWindowRow, RolloutSave, StoreError};
+use berth_store::{
+    AuditFilter, Change, EncodedPrediction, PredictionRow, ProfileWindowRow, RolloutSave,
+    StoreError,
+};
 use serde_json::json;
 
 fn window(start: i64, replica: &str, rows: i64) -> ProfileWindowRow {
@@ -37,6 +41,40 @@ fn row(n: i64, endpoint: &str) -> PredictionRow {
         inputs: json!({"tenure": [n, n + 1], "plan": ["a", "b"]}),
         outputs: json!({"probability": [0.25, 0.5]}),
     }
+}
+
+/// `rows` as a writer hands them over, numbered from `first_seq`.
+fn encoded(rows: &[PredictionRow], first_seq: u64) -> Vec<EncodedPrediction> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, r)| EncodedPrediction::from_row(first_seq + i as u64, r))
+        .collect()
+}
+
+/// Every record of `endpoint`, read in pages of `size`.
+async fn paged(
+    store: &berth_store::MetadataStore,
+    endpoint: &str,
+    size: i64,
+) -> Vec<PredictionRow> {
+    let mut paged = Vec::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let page = store
+            .page_predictions(
+                endpoint,
+                0,
+                i64::MAX,
+                after.as_ref().map(|(t, id)| (*t, id.as_str())),
+                size,
+            )
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some((last.time_ms, last.id.clone()));
+        paged.extend(page);
+    }
+    paged
 }
 
 fn save<'a>(
@@ -100,34 +138,48 @@ macro_rules! on_both_backends {
 on_both_backends! {
     a_batch_round_trips(store) {
         let batch: Vec<_> = (0..5).map(|n| row(n, "churn")).collect();
-        assert_eq!(store.insert_predictions(&batch).await.expect("insert"), 5);
+        assert_eq!(store.insert_predictions("w1", &encoded(&batch, 0)).await.expect("insert"), 5);
         assert_eq!(store.count_predictions().await.expect("count"), 5);
         let read = store.get_prediction(&batch[3].id).await.expect("get").expect("stored");
         assert_eq!(read, batch[3]);
         assert!(store.get_prediction("no-such-id").await.expect("get").is_none());
     }
 
-    the_same_records_twice_are_stored_once(store) {
+    the_same_records_twice_are_stored_once_whatever_the_batches(store) {
         let batch: Vec<_> = (0..10).map(|n| row(n, "churn")).collect();
-        assert_eq!(store.insert_predictions(&batch[..6]).await.expect("insert"), 6);
-        // Overlaps the first write, and repeats one id inside the batch itself.
-        let mut again = batch[4..].to_vec();
-        again.push(batch[9].clone());
-        assert_eq!(store.insert_predictions(&again).await.expect("insert again"), 4);
+        let lines = encoded(&batch, 100);
+        assert_eq!(store.insert_predictions("w1", &lines[..6]).await.expect("insert"), 6);
+        // Overlaps the first write, with other boundaries.
+        assert_eq!(store.insert_predictions("w1", &lines[4..]).await.expect("insert again"), 4);
+        assert_eq!(store.insert_predictions("w1", &lines[2..7]).await.expect("once more"), 0);
         assert_eq!(store.count_predictions().await.expect("count"), 10);
-        assert_eq!(store.insert_predictions(&[]).await.expect("empty"), 0);
+        let ids = store.list_prediction_ids("churn", 0, i64::MAX).await.expect("ids");
+        assert_eq!(ids, batch.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+        assert_eq!(store.insert_predictions("w1", &[]).await.expect("empty"), 0);
+        // Another writer's numbers are its own.
+        let other = row(20, "churn");
+        assert_eq!(store.insert_predictions("w2", &encoded(&[other], 0)).await.expect("w2"), 1);
+        // Out of order is refused, naming the numbers.
+        let mut backwards = encoded(&batch[..2], 200);
+        backwards.reverse();
+        let refused = store.insert_predictions("w1", &backwards).await.expect_err("refused");
+        assert!(refused.to_string().contains("200 after 201"), "{refused}");
+        assert_eq!(store.count_predictions().await.expect("count"), 11);
     }
 
-    batches_larger_than_one_statement_are_one_transaction(store) {
-        let batch: Vec<_> = (0..450).map(|n| row(n, "big")).collect();
-        assert_eq!(store.insert_predictions(&batch).await.expect("insert"), 450);
+    a_batch_of_several_endpoints_is_one_transaction(store) {
+        let batch: Vec<_> = (0..450).map(|n| row(n, if n % 3 == 0 { "big" } else { "other" })).collect();
+        assert_eq!(store.insert_predictions("w1", &encoded(&batch, 0)).await.expect("insert"), 450);
         assert_eq!(store.count_predictions().await.expect("count"), 450);
+        assert_eq!(store.list_prediction_ids("big", 0, i64::MAX).await.expect("ids").len(), 150);
+        let read = store.get_prediction(&batch[301].id).await.expect("get").expect("stored");
+        assert_eq!(read, batch[301]);
     }
 
     listing_by_endpoint_and_time_range(store) {
         let mut batch: Vec<_> = (0..6).map(|n| row(n, "churn")).collect();
         batch.extend((6..9).map(|n| row(n, "fraud")));
-        store.insert_predictions(&batch).await.expect("insert");
+        store.insert_predictions("w1", &encoded(&batch, 0)).await.expect("insert");
         let base = 1_700_000_000_000;
         let ids = store.list_prediction_ids("churn", base + 1, base + 4).await.expect("ids");
         assert_eq!(ids, vec![batch[1].id.clone(), batch[2].id.clone(), batch[3].id.clone()]);
@@ -136,19 +188,22 @@ on_both_backends! {
         let limited = store.list_predictions("churn", 0, i64::MAX, 2).await.expect("records");
         assert_eq!(limited, batch[..2].to_vec());
         assert!(store.list_predictions("none", 0, i64::MAX, 10).await.expect("records").is_empty());
-        // Pages of 4 after the last row of the previous page read every row once, in order.
-        let mut paged = Vec::new();
-        let mut after: Option<(i64, String)> = None;
-        loop {
-            let page = store
-                .page_predictions("churn", 0, i64::MAX, after.as_ref().map(|(t, id)| (*t, id.as_str())), 4)
-                .await
-                .expect("page");
-            let Some(last) = page.last() else { break };
-            after = Some((last.time_ms, last.id.clone()));
-            paged.extend(page);
+        assert_eq!(paged(&store, "churn", 4).await, batch[..6].to_vec());
+    }
+
+    pages_read_interleaved_segments_in_time_order(store) {
+        // Two writers (replicas) whose batches overlap in time, each batch a segment.
+        let rows: Vec<_> = (0..40).map(|n| row(n, "churn")).collect();
+        let (even, odd): (Vec<_>, Vec<_>) = rows.iter().cloned().partition(|r| r.latency_us % 2 == 0);
+        for (writer, part) in [("a", &even), ("b", &odd)] {
+            let lines = encoded(part, 0);
+            for chunk in lines.chunks(3) {
+                store.insert_predictions(writer, chunk).await.expect("insert");
+            }
         }
-        assert_eq!(paged, batch[..6].to_vec());
+        for page in [1, 3, 7, 40] {
+            assert_eq!(paged(&store, "churn", page).await, rows, "pages of {page}");
+        }
     }
 
     profile_windows_are_rewritten_per_replica_and_read_across_replicas(store) {
@@ -216,4 +271,67 @@ on_both_backends! {
         assert!(store.list_rollouts(Some("other"), false, 10).await.expect("list").is_empty());
         assert!(store.get_rollout("nope").await.expect("read").is_none());
     }
+}
+
+/// Records kept one per row before migration 7 are still there after it, read back as they
+/// were written.
+async fn records_of_migration_2_survive_the_upgrade(url: &str) {
+    use sqlx::AssertSqlSafe;
+    let old = berth_store::testing::store_at_migration(url, 6)
+        .await
+        .expect("old store");
+    drop(old);
+    let stored = row(7, "churn");
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect");
+    let insert = "INSERT INTO predictions (id, time_ms, endpoint, model, version, role, protocol, \
+                  rows, latency_us, inputs, outputs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    sqlx::query(AssertSqlSafe(insert))
+        .bind(stored.id.clone())
+        .bind(stored.time_ms)
+        .bind(stored.endpoint.clone())
+        .bind(stored.model.clone())
+        .bind(stored.version)
+        .bind(stored.role.clone())
+        .bind(stored.protocol.clone())
+        .bind(stored.rows)
+        .bind(stored.latency_us)
+        .bind(stored.inputs.to_string())
+        .bind(stored.outputs.to_string())
+        .execute(&mut db)
+        .await
+        .expect("old row");
+    let store = berth_store::MetadataStore::connect(url)
+        .await
+        .expect("upgrade");
+    assert_eq!(store.count_predictions().await.expect("count"), 1);
+    assert_eq!(
+        store.get_prediction(&stored.id).await.expect("get"),
+        Some(stored.clone())
+    );
+    assert_eq!(
+        store
+            .list_predictions("churn", 0, i64::MAX, 10)
+            .await
+            .expect("list"),
+        vec![stored]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_records_survive_the_upgrade_to_segments() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    records_of_migration_2_survive_the_upgrade(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_records_survive_the_upgrade_to_segments() {
+    let Some(schema) = berth_store::testing::fresh_postgres_schema("upgrade").await else {
+        return;
+    };
+    let url = berth_store::testing::postgres_url(berth_store::testing::PG_HOST_PORT, &schema);
+    records_of_migration_2_survive_the_upgrade(&url).await;
 }

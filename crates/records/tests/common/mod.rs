@@ -79,8 +79,9 @@ pub fn record(endpoint: &str, n: u64) -> PredictionRecord {
                 "email".to_string(),
                 vec![json!(format!("user{n}@example.com"))],
             ),
-        ]),
-        outputs: BTreeMap::from([("probability".to_string(), vec![json!(0.5)])]),
+        ])
+        .into(),
+        outputs: BTreeMap::from([("probability".to_string(), vec![json!(0.5)])]).into(),
     }
 }
 
