@@ -2,9 +2,11 @@
 //!
 //! Serving hands each prediction to a [`Recorder`] as a [`PredictionRecord`] (id, time,
 //! endpoint, model, version, [`Role`], protocol, rows, latency, inputs and outputs as columns).
-//! The recorder applies the [`RedactionPolicy`] to the inputs (per field: keep, drop, or a keyed
-//! HMAC-SHA256) before the record goes anywhere, then moves it into the metadata store
-//! (`predictions` table, see [`berth_store::PredictionRow`]).
+//! The recorder moves it into the metadata store (in segments of JSON lines, see
+//! [`berth_store::EncodedPrediction`]), applying the [`RedactionPolicy`] to the inputs (per
+//! field: keep, drop, or a keyed HMAC-SHA256) when it encodes the record, before it is written
+//! anywhere. Inputs and outputs travel as serving holds them ([`RecordColumns`]: the validated
+//! matrix and the output tensors, shared), and are encoded by the writer, off the request path.
 //!
 //! ```no_run
 //! # async fn example(store: berth_store::MetadataStore, record: berth_records::PredictionRecord)
@@ -26,9 +28,10 @@
 //! the **spool**: append-only segment files in `spool_dir`, each record a frame with a length
 //! and a CRC-32C. The writer replays the spool into the store once it answers again (tried every
 //! `retry_interval_ms`), and deletes a segment only after every record in it is in the store.
-//! The store's insert skips ids it already has (`ON CONFLICT (id) DO NOTHING`), so a record
-//! written twice (a timed-out write that did commit, a crash between an insert and the delete
-//! of its segment) is still stored once: **exactly once** in the store.
+//! The store keeps each spool folder's (writer's) high-water mark of sequence numbers and skips
+//! what is below it, in the same transaction as each batch, so a record written twice (a
+//! timed-out write that did commit, a crash between an insert and the delete of its segment)
+//! is still stored once: **exactly once** in the store.
 //!
 //! When the queue is full, `submit` appends the record to the spool itself (one buffered
 //! `write`, no fsync, no waiting on the store). With `overflow: drop` it drops the record
