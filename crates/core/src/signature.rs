@@ -68,6 +68,27 @@ pub struct Field {
     pub nullable: bool,
 }
 
+impl Field {
+    /// A field a request must give, with no default, that may not be missing.
+    pub fn new(name: impl Into<String>, field_type: FieldType) -> Self {
+        Self {
+            name: name.into(),
+            field_type,
+            required: true,
+            default: None,
+            nullable: false,
+        }
+    }
+
+    /// The same field, accepting missing values (null or NaN) in the rows it scores.
+    pub fn nullable(self) -> Self {
+        Self {
+            nullable: true,
+            ..self
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -118,15 +139,15 @@ impl Signature {
         Signature {
             inputs: names
                 .into_iter()
-                .map(|name| Field {
-                    name,
-                    field_type: FieldType::Number {
-                        min: None,
-                        max: None,
-                    },
-                    required: true,
-                    default: None,
-                    nullable: true,
+                .map(|name| {
+                    Field::new(
+                        name,
+                        FieldType::Number {
+                            min: None,
+                            max: None,
+                        },
+                    )
+                    .nullable()
                 })
                 .collect(),
             outputs: info

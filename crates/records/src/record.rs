@@ -219,36 +219,26 @@ impl Serialize for MatrixColumn<'_> {
                     seq.serialize_element(&values.get(x as usize))?;
                 }
                 FieldType::Bool => seq.serialize_element(&(x != 0.0))?,
-                _ => seq.serialize_element(&Number32(x))?,
+                _ => seq.serialize_element(&Number::F32(x))?,
             }
         }
         seq.end()
     }
 }
 
-/// A float as JSON has it: non-finite values are null.
-struct Number(f64);
+/// A float as JSON has it (an `f32` in its shortest form: `25.85`, which reads back as the
+/// same `f32`, not `25.850000381469727`); non-finite values are null.
+enum Number {
+    F32(f32),
+    F64(f64),
+}
 
 impl Serialize for Number {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.0.is_finite() {
-            serializer.serialize_f64(self.0)
-        } else {
-            serializer.serialize_unit()
-        }
-    }
-}
-
-/// A 32-bit float in its shortest decimal form (`25.85`, which reads back as the same `f32`,
-/// not `25.850000381469727`); non-finite values are null.
-struct Number32(f32);
-
-impl Serialize for Number32 {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.0.is_finite() {
-            serializer.serialize_f32(self.0)
-        } else {
-            serializer.serialize_unit()
+        match *self {
+            Number::F32(x) if x.is_finite() => serializer.serialize_f32(x),
+            Number::F64(x) if x.is_finite() => serializer.serialize_f64(x),
+            _ => serializer.serialize_unit(),
         }
     }
 }
@@ -294,8 +284,8 @@ impl Serialize for Cell<'_> {
             TensorData::Bool(v) => v.get(i).serialize(serializer),
             TensorData::Int32(v) => v.get(i).serialize(serializer),
             TensorData::Int64(v) => v.get(i).serialize(serializer),
-            TensorData::Fp32(v) => v.get(i).map(|x| Number32(*x)).serialize(serializer),
-            TensorData::Fp64(v) => v.get(i).map(|x| Number(*x)).serialize(serializer),
+            TensorData::Fp32(v) => v.get(i).map(|x| Number::F32(*x)).serialize(serializer),
+            TensorData::Fp64(v) => v.get(i).map(|x| Number::F64(*x)).serialize(serializer),
             TensorData::Bytes(v) => v.get(i).serialize(serializer),
         }
     }
@@ -334,16 +324,6 @@ mod tests {
         serde_json::from_slice(&out).expect("a stored row")
     }
 
-    fn field(name: &str, field_type: FieldType) -> Field {
-        Field {
-            name: name.into(),
-            field_type,
-            required: true,
-            default: None,
-            nullable: true,
-        }
-    }
-
     #[test]
     fn a_record_becomes_its_row() {
         let record = record(
@@ -374,20 +354,20 @@ mod tests {
     #[test]
     fn matrix_rows_and_tensors_are_written_as_the_signature_and_outputs_name_them() {
         let fields: Arc<[Field]> = vec![
-            field(
+            Field::new(
                 "tenure",
                 FieldType::Number {
                     min: None,
                     max: None,
                 },
             ),
-            field(
+            Field::new(
                 "plan",
                 FieldType::Category {
                     values: vec!["basic".into(), "pro".into()],
                 },
             ),
-            field("active", FieldType::Bool),
+            Field::new("active", FieldType::Bool),
         ]
         .into();
         let rows =

@@ -49,18 +49,15 @@ pub fn signature(
     signature.inputs = pipeline
         .inputs()
         .into_iter()
-        .map(|(name, kind)| Field {
-            name: name.to_string(),
-            field_type: match kind {
+        .map(|(name, kind)| {
+            let field_type = match kind {
                 FieldKind::Number => FieldType::Number {
                     min: None,
                     max: None,
                 },
                 FieldKind::Category => FieldType::Text,
-            },
-            required: true,
-            default: None,
-            nullable: true,
+            };
+            Field::new(name, field_type).nullable()
         })
         .collect();
     Ok((signature, pipeline))

@@ -457,34 +457,24 @@ mod tests {
     use berth_core::Field;
     use serde_json::json;
 
-    fn field(name: &str, field_type: FieldType) -> Field {
-        Field {
-            name: name.into(),
-            field_type,
-            required: true,
-            default: None,
-            nullable: false,
-        }
-    }
-
     fn signature() -> Signature {
         Signature {
             inputs: vec![
-                field(
+                Field::new(
                     "age",
                     FieldType::Integer {
                         min: Some(18),
                         max: Some(120),
                     },
                 ),
-                field(
+                Field::new(
                     "spend",
                     FieldType::Number {
                         min: Some(0.0),
                         max: None,
                     },
                 ),
-                field(
+                Field::new(
                     "plan",
                     FieldType::Category {
                         values: vec!["basic".into(), "premium".into()],
@@ -493,18 +483,16 @@ mod tests {
                 Field {
                     required: false,
                     default: Some(DefaultValue::Bool(true)),
-                    ..field("vip", FieldType::Bool)
+                    ..Field::new("vip", FieldType::Bool)
                 },
-                Field {
-                    nullable: true,
-                    ..field(
-                        "score",
-                        FieldType::Number {
-                            min: None,
-                            max: None,
-                        },
-                    )
-                },
+                Field::new(
+                    "score",
+                    FieldType::Number {
+                        min: None,
+                        max: None,
+                    },
+                )
+                .nullable(),
             ],
             outputs: vec![],
         }
