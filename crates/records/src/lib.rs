@@ -2,8 +2,8 @@
 //!
 //! Serving hands each prediction to a [`Recorder`] as a [`PredictionRecord`] (id, time,
 //! endpoint, model, version, [`Role`], protocol, rows, latency, inputs and outputs as columns).
-//! The recorder moves it into the metadata store (in segments of JSON lines, see
-//! [`berth_store::EncodedPrediction`]), applying the [`RedactionPolicy`] to the inputs (per
+//! The recorder moves it into the metadata store (in binary segments, see
+//! [`berth_store::PredictionBatch`]), applying the [`RedactionPolicy`] to the inputs (per
 //! field: keep, drop, or a keyed HMAC-SHA256) when it encodes the record, before it is written
 //! anywhere. Inputs and outputs travel as serving holds them ([`RecordColumns`]: the validated
 //! matrix and the output tensors, shared), and are encoded by the writer, off the request path.

@@ -3,14 +3,17 @@
 //!
 //! A record carries its inputs and outputs as serving already holds them ([`RecordColumns`]:
 //! the validated matrix and the output tensors, shared, not copied), so handing one over costs
-//! a few pointer copies on the request path. The JSON text is written by the recorder's writer,
-//! off the request path, straight from those values ([`encode_line`]).
+//! a few pointer copies on the request path. The recorder's writer encodes it off the request
+//! path, straight from those values: into the store's binary segment form ([`encode_record`],
+//! raw values, column names once per batch) or, for the spool, as a line of JSON
+//! ([`encode_line`]). Both read back as the same `berth_store::PredictionRow`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::{FeatureMatrix, Field, FieldType, NamedTensor, TensorData};
+use berth_store::{Entries, PredictionBatch, RecordBuilder, RecordHead, StoreError};
 use chrono::{DateTime, Utc};
 use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
@@ -121,6 +124,21 @@ impl PredictionRecord {
     }
 }
 
+/// `record`'s inputs as they may be written: redacted by `redactor` (as JSON values) unless it
+/// keeps everything.
+fn redacted_inputs<'r>(
+    record: &'r PredictionRecord,
+    redactor: &Redactor,
+) -> std::borrow::Cow<'r, RecordColumns> {
+    if redactor.keeps_everything() {
+        std::borrow::Cow::Borrowed(&record.inputs)
+    } else {
+        let mut columns = record.inputs.to_json();
+        redactor.apply(&mut columns);
+        std::borrow::Cow::Owned(RecordColumns::Json(columns))
+    }
+}
+
 /// Writes `record` as one line of JSON (a `berth_store::PredictionRow`, no newline) to `out`,
 /// its inputs redacted by `redactor`.
 pub(crate) fn encode_line(
@@ -128,16 +146,113 @@ pub(crate) fn encode_line(
     redactor: &Redactor,
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
-    let redacted;
-    let inputs = if redactor.keeps_everything() {
-        &record.inputs
-    } else {
-        let mut columns = record.inputs.to_json();
-        redactor.apply(&mut columns);
-        redacted = RecordColumns::Json(columns);
-        &redacted
+    let inputs = redacted_inputs(record, redactor);
+    serde_json::to_writer(
+        out,
+        &Line {
+            record,
+            inputs: &inputs,
+        },
+    )
+}
+
+/// Adds `record` to `batch` with sequence number `seq`, its inputs redacted by `redactor`.
+pub(crate) fn encode_record(
+    record: &PredictionRecord,
+    seq: u64,
+    redactor: &Redactor,
+    batch: &mut PredictionBatch,
+) -> Result<(), StoreError> {
+    let head = RecordHead {
+        id: &record.id,
+        time_ms: record.time.timestamp_millis(),
+        endpoint: &record.endpoint,
+        model: &record.model,
+        version: record.version,
+        role: record.role.as_str(),
+        protocol: &record.protocol,
+        rows: record.rows as u64,
+        latency_us: u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX),
     };
-    serde_json::to_writer(out, &Line { record, inputs })
+    let mut builder = batch.record(seq, &head);
+    write_columns(&mut builder, &redacted_inputs(record, redactor));
+    write_columns(&mut builder, &record.outputs);
+    builder.finish()
+}
+
+/// One section of a record (its inputs or its outputs) into `builder`, typed as
+/// [`RecordColumns`]'s JSON form types it.
+fn write_columns(builder: &mut RecordBuilder<'_>, columns: &RecordColumns) {
+    match columns {
+        RecordColumns::Json(columns) => {
+            builder.columns(columns.keys().map(String::as_str));
+            for values in columns.values() {
+                builder.json(values);
+            }
+        }
+        RecordColumns::Matrix { rows, fields } => {
+            builder.columns(fields.iter().map(|f| f.name.as_str()));
+            let n = rows.rows();
+            for (column, field) in fields.iter().enumerate() {
+                let cells = rows
+                    .iter_rows()
+                    .map(move |row| row.get(column).copied().unwrap_or(f32::NAN));
+                match &field.field_type {
+                    FieldType::Category { values } => builder.strs(
+                        Entries::Scalars,
+                        n,
+                        cells.map(|x| {
+                            (!x.is_nan())
+                                .then(|| values.get(x as usize).map(String::as_str))
+                                .flatten()
+                        }),
+                    ),
+                    FieldType::Bool => builder.bools(
+                        Entries::Scalars,
+                        n,
+                        cells.map(|x| (!x.is_nan()).then_some(x != 0.0)),
+                    ),
+                    _ => builder.f32s(Entries::Scalars, n, cells),
+                }
+            }
+        }
+        RecordColumns::Tensors(tensors) => {
+            builder.columns(tensors.iter().map(|t| t.name.as_str()));
+            for tensor in tensors.iter() {
+                write_tensor(builder, tensor);
+            }
+        }
+    }
+}
+
+/// An output tensor as a column: a value per row for a column of scalars, else an array per
+/// row (as [`TensorRows`] writes it in JSON, which it falls back to when the data is short).
+fn write_tensor(builder: &mut RecordBuilder<'_>, named: &NamedTensor) {
+    let tensor = &named.tensor;
+    let rows = tensor.shape().first().copied().unwrap_or(0);
+    let width = tensor.row_width();
+    let entries = if width == 1 && tensor.shape().len() <= 2 {
+        Entries::Scalars
+    } else {
+        Entries::Arrays(width)
+    };
+    let Some(n) = rows
+        .checked_mul(width)
+        .filter(|&n| n <= tensor.data().len())
+    else {
+        builder.json(&TensorRows(named));
+        return;
+    };
+    match tensor.data() {
+        TensorData::Fp32(v) => builder.f32s(entries, rows, v[..n].iter().copied()),
+        TensorData::Fp64(v) => builder.f64s(entries, rows, v[..n].iter().copied()),
+        TensorData::Int32(v) => builder.i64s(entries, rows, v[..n].iter().map(|&x| i64::from(x))),
+        TensorData::Int64(v) => builder.i64s(entries, rows, v[..n].iter().copied()),
+        TensorData::Bool(v) => builder.bools(entries, rows, v[..n].iter().map(|&x| Some(x))),
+        TensorData::Bytes(v) => {
+            builder.strs(entries, rows, v[..n].iter().map(|s| Some(s.as_str())))
+        }
+    }
 }
 
 /// A record as its stored row, with its inputs as given.
@@ -316,12 +431,21 @@ mod tests {
         }
     }
 
+    /// The record as the store returns it, the same whether it went through the spool (a
+    /// line of JSON) or straight into a segment.
     fn line(record: &PredictionRecord, policy: &RedactionPolicy) -> PredictionRow {
         let mut out = Vec::new();
         let redactor = policy.redactor().expect("redactor");
         encode_line(record, &redactor, &mut out).expect("encode");
         assert!(!out.contains(&b'\n'));
-        serde_json::from_slice(&out).expect("a stored row")
+        let from_line: PredictionRow = serde_json::from_slice(&out).expect("a stored row");
+        let mut batch = PredictionBatch::new();
+        encode_record(record, 1, &redactor, &mut batch).expect("encode");
+        let mut replayed = PredictionBatch::new();
+        replayed.push_line(2, &out).expect("replayed");
+        assert_eq!(batch.rows().expect("rows"), vec![from_line.clone()]);
+        assert_eq!(replayed.rows().expect("rows"), vec![from_line.clone()]);
+        from_line
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use berth_store::{EncodedPrediction, MetadataStore};
+use berth_store::{MetadataStore, PredictionBatch};
 use prometheus_client::registry::Registry;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -31,7 +31,7 @@ use crate::RecordsError;
 use crate::config::{Durability, OverflowPolicy, RecorderConfig};
 use crate::frame;
 use crate::metrics::{RecorderMetrics, RecorderStats};
-use crate::record::{PredictionRecord, encode_line};
+use crate::record::{PredictionRecord, encode_line, encode_record};
 use crate::redaction::Redactor;
 use crate::spool::{Spool, read_slice};
 
@@ -525,11 +525,12 @@ struct Writer {
     store_down_since: Option<Instant>,
 }
 
-/// Records taken from the queue, encoded: the records themselves (to go back to the queue if
-/// the spool cannot take them) and their lines, in the same order.
+/// Records taken from the queue, encoded: the records themselves (for the spool, or to go
+/// back to the queue if the spool cannot take them) and the batch for the store, in the same
+/// order.
 struct Encoded {
     records: Vec<Queued>,
-    lines: Vec<EncodedPrediction>,
+    batch: PredictionBatch,
 }
 
 impl Writer {
@@ -546,20 +547,11 @@ impl Writer {
     fn encode(&self, batch: Vec<Queued>) -> Encoded {
         let mut encoded = Encoded {
             records: Vec::with_capacity(batch.len()),
-            lines: Vec::with_capacity(batch.len()),
+            batch: PredictionBatch::new(),
         };
         for q in batch {
-            match encode(&q.record, &self.shared.redactor) {
-                Ok(line) => {
-                    encoded.lines.push(EncodedPrediction {
-                        seq: q.seq,
-                        id: q.record.id.clone(),
-                        time_ms: q.record.time.timestamp_millis(),
-                        endpoint: q.record.endpoint.clone(),
-                        line,
-                    });
-                    encoded.records.push(q);
-                }
+            match encode_record(&q.record, q.seq, &self.shared.redactor, &mut encoded.batch) {
+                Ok(()) => encoded.records.push(q),
                 Err(e) => {
                     self.shared.metrics.dropped.inc();
                     tracing::error!("prediction record lost: {e}");
@@ -617,7 +609,7 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, rows: &[EncodedPrediction]) -> Result<(), String> {
+    async fn write(&mut self, rows: &PredictionBatch) -> Result<(), String> {
         let timeout = Duration::from_millis(self.shared.config.store_timeout_ms);
         let insert = self.store.insert_predictions(&self.writer, rows);
         let result = match tokio::time::timeout(timeout, insert).await {
@@ -685,7 +677,7 @@ impl Writer {
                     return Round::Done;
                 }
                 let encoded = self.encode(batch);
-                if self.write(&encoded.lines).await.is_ok() {
+                if self.write(&encoded.batch).await.is_ok() {
                     continue;
                 }
                 let _ = self.move_to_spool(encoded);
@@ -724,12 +716,22 @@ impl Writer {
         let Some(first) = batch.records.first().map(|q| q.seq) else {
             return Ok(());
         };
-        let mut kept = batch.records;
-        let frames: Vec<(u64, Vec<u8>)> = batch
-            .lines
-            .into_iter()
-            .map(|line| (line.seq, line.line))
-            .collect();
+        // The spool keeps lines of JSON; a record too large for a frame is lost, counted and
+        // logged.
+        let mut kept = Vec::with_capacity(batch.records.len());
+        let mut frames: Vec<(u64, Vec<u8>)> = Vec::with_capacity(batch.records.len());
+        for q in batch.records {
+            match encode(&q.record, &self.shared.redactor) {
+                Ok(line) => {
+                    frames.push((q.seq, line));
+                    kept.push(q);
+                }
+                Err(e) => {
+                    self.shared.metrics.dropped.inc();
+                    tracing::error!("prediction record lost: {e}");
+                }
+            }
+        }
         // In chunks, so that a caller spilling into the spool meanwhile waits for one chunk's
         // write at most, not for the whole queue's.
         let mut appended = 0;
@@ -798,17 +800,14 @@ impl Writer {
             if read.frames.is_empty() && read.damage.is_none() {
                 return Ok(written);
             }
-            let mut rows = Vec::with_capacity(read.frames.len());
-            for frame in read.frames.iter().cloned() {
-                match EncodedPrediction::from_line(frame.seq, frame.payload) {
-                    Ok(row) => rows.push(row),
-                    Err(e) => {
-                        self.shared.metrics.corrupt.inc();
-                        tracing::error!(
-                            seq = frame.seq,
-                            "prediction-record spool: a frame is not a record ({e}); skipped"
-                        );
-                    }
+            let mut rows = PredictionBatch::new();
+            for frame in &read.frames {
+                if let Err(e) = rows.push_line(frame.seq, &frame.payload) {
+                    self.shared.metrics.corrupt.inc();
+                    tracing::error!(
+                        seq = frame.seq,
+                        "prediction-record spool: a frame is not a record ({e}); skipped"
+                    );
                 }
             }
             if !rows.is_empty() && self.write(&rows).await.is_err() {

@@ -327,7 +327,6 @@ async fn overflow_spools_in_order_or_drops_and_counts() {
 /// submits mixed in. SQLite's rowid gives the order in which segments were inserted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_are_stored_in_submission_order_through_failures_and_overflow() {
-    use sqlx::{Connection, Row};
     let dir = tempfile::tempdir().expect("dir");
     let store = sqlite_store(dir.path()).await;
     let config = berth_records::RecorderConfig {
@@ -371,26 +370,10 @@ async fn records_are_stored_in_submission_order_through_failures_and_overflow() 
     );
     assert_eq!(stats.written, 3000);
 
-    let url = format!("sqlite://{}", dir.path().join("berth.db").display());
-    let mut db = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
     // Segments in the order they were inserted, each with its records in order.
-    let in_insert_order: Vec<String> =
-        sqlx::query("SELECT body FROM prediction_segments WHERE endpoint = 'order' ORDER BY rowid")
-            .fetch_all(&mut db)
-            .await
-            .expect("segments")
-            .iter()
-            .flat_map(|r| {
-                r.get::<String, _>("body")
-                    .lines()
-                    .map(|line| {
-                        let row: berth_store::PredictionRow =
-                            serde_json::from_str(line).expect("record");
-                        row.id
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+    let in_insert_order = berth_store::testing::record_ids_in_insert_order(&store, "order")
+        .await
+        .expect("segments");
     assert_eq!(in_insert_order.len(), submitted.len());
     let first_difference = in_insert_order
         .iter()

@@ -22,6 +22,7 @@ mod profiles;
 mod records;
 pub mod remote;
 mod rollouts;
+mod segment;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -31,13 +32,14 @@ pub use artifacts::{ArtifactLocation, ArtifactStore, StoredArtifact, sha256_hex}
 pub use error::StoreError;
 pub use jobs::{JobRow, JobRunRow, RunStatus};
 pub use metadata::{Backend, MetadataStore};
-pub use predictions::{EncodedPrediction, PredictionRow};
+pub use predictions::PredictionRow;
 pub use profiles::ProfileWindowRow;
 pub use records::{
     AliasRecord, AuditFilter, AuditRecord, Change, EndpointRecord, Lineage, ModelRecord,
     NewVersion, VersionRecord,
 };
 pub use rollouts::{RolloutRow, RolloutSave};
+pub use segment::{Entries, PredictionBatch, RecordBuilder, RecordHead};
 
 /// The default data folder: `./berth-data`.
 pub const DEFAULT_DATA_DIR: &str = "berth-data";

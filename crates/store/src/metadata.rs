@@ -27,7 +27,7 @@ pub enum Backend {
 }
 
 /// Schema changes, applied in order; each runs once (recorded in `berth_migrations`).
-/// `{id}` becomes an auto-increment primary key of the backend.
+/// `{id}` becomes an auto-increment primary key of the backend, `{blob}` its type for bytes.
 const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
@@ -213,6 +213,12 @@ const MIGRATIONS: &[(i64, &str)] = &[
     FROM predictions;
     DROP TABLE predictions",
     ),
+    (
+        8,
+        // Segments in binary form (see `segment.rs`): the column names once per segment, the
+        // values raw. Segments written before keep their JSON lines in `body`.
+        "ALTER TABLE prediction_segments ADD COLUMN data {blob}",
+    ),
 ];
 
 /// The metadata store.
@@ -370,11 +376,15 @@ impl MetadataStore {
             Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
             Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         };
+        let blob = match self.backend {
+            Backend::Sqlite => "BLOB",
+            Backend::Postgres => "BYTEA",
+        };
         for (version, sql) in MIGRATIONS {
             if applied.contains(version) || *version > upto {
                 continue;
             }
-            let sql = sql.replace("{id}", id);
+            let sql = sql.replace("{id}", id).replace("{blob}", blob);
             for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
                 // Constant text from MIGRATIONS: nothing a user typed.
                 sqlx::query(AssertSqlSafe(statement.to_string()))

@@ -1,8 +1,10 @@
 //! Prediction records in the metadata store, kept in *segments*: the `prediction_segments`
-//! table (migration 7) holds one row per writer batch and endpoint, its records as JSON lines
-//! (one [`PredictionRow`] each), with the columns readers filter on (endpoint, time span, id
-//! span). One row per batch instead of one per prediction is what lets a server record every
-//! prediction at full speed: a batch of 500 records is one `INSERT` of one text value.
+//! table (migration 7) holds one row per writer batch and endpoint, its records in the binary
+//! form of [`crate::segment`] (column `data`, migration 8; segments written before it keep
+//! their records as JSON lines in `body`, one [`PredictionRow`] each), with the columns
+//! readers filter on (endpoint, time span, id span). One row per batch instead of one per
+//! prediction is what lets a server record every prediction at full speed: a batch of 500
+//! records is one `INSERT` of one value.
 //!
 //! # Exactly once
 //! Every record comes from a *writer* (a recorder's spool folder, see `berth-records`) with a
@@ -22,6 +24,7 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 
 use crate::metadata::get;
+use crate::segment::{self, EncodedRecord, PredictionBatch};
 use crate::{MetadataStore, StoreError, failpoint};
 
 /// One prediction record, as readers get it back.
@@ -47,104 +50,31 @@ pub struct PredictionRow {
     pub outputs: Value,
 }
 
-/// A record on its way into the store: its writer's sequence number, the fields segments are
-/// filed by, and the record itself as one line of JSON (a [`PredictionRow`]; no newline).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EncodedPrediction {
-    pub seq: u64,
-    pub id: String,
-    pub time_ms: i64,
-    pub endpoint: String,
-    pub line: Vec<u8>,
-}
-
-/// What segments are filed by, read back from a line (the rest of the line is skipped).
-#[derive(Deserialize)]
-struct LineKeys {
-    id: String,
-    time_ms: i64,
-    endpoint: String,
-}
-
-impl EncodedPrediction {
-    /// `row` with sequence number `seq` (tests and tools; serving encodes its own lines).
-    pub fn from_row(seq: u64, row: &PredictionRow) -> Self {
-        Self {
-            seq,
-            id: row.id.clone(),
-            time_ms: row.time_ms,
-            endpoint: row.endpoint.clone(),
-            // Serializing a struct of strings, numbers and JSON values cannot fail.
-            line: serde_json::to_vec(row).unwrap_or_default(),
-        }
-    }
-
-    /// A line read back (from a spool frame), with its sequence number.
-    pub fn from_line(seq: u64, line: Vec<u8>) -> Result<Self, StoreError> {
-        let keys: LineKeys = serde_json::from_slice(&line).map_err(|e| StoreError::Invalid {
-            field: "prediction record".into(),
-            expected: "a JSON object with id, time_ms and endpoint".into(),
-            got: e.to_string(),
-        })?;
-        if line.contains(&b'\n') {
-            return Err(StoreError::Invalid {
-                field: "prediction record".into(),
-                expected: "one line of JSON".into(),
-                got: "a newline".into(),
-            });
-        }
-        Ok(Self {
-            seq,
-            id: keys.id,
-            time_ms: keys.time_ms,
-            endpoint: keys.endpoint,
-            line,
-        })
-    }
-}
-
 const SEGMENT_COLUMNS: &str =
-    "writer, first_seq, endpoint, first_ms, last_ms, min_id, max_id, records, body";
+    "writer, first_seq, endpoint, first_ms, last_ms, min_id, max_id, records, body, data";
 
-/// The records of one segment's body.
-fn rows_of(body: &str) -> Result<Vec<PredictionRow>, StoreError> {
-    body.lines()
-        .map(|line| {
-            serde_json::from_str(line).map_err(|e| StoreError::Database {
-                doing: "reading a prediction segment".into(),
-                problem: format!("a record is not a prediction row: {e}"),
+/// The records of a segment row: from `data`, or from the JSON lines of `body` (segments
+/// written before migration 8).
+fn records_of(segment: &AnyRow) -> Result<Vec<PredictionRow>, StoreError> {
+    let data: Option<Vec<u8>> = get(segment, "data")?;
+    let Some(data) = data else {
+        let body: String = get(segment, "body")?;
+        return body
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).map_err(|e| StoreError::Database {
+                    doing: "reading a prediction segment".into(),
+                    problem: format!("a record is not a prediction row: {e}"),
+                })
             })
-        })
-        .collect()
-}
-
-fn body_of(row: &AnyRow) -> Result<Vec<PredictionRow>, StoreError> {
-    let body: String = get(row, "body")?;
-    rows_of(&body)
-}
-
-/// A segment about to be written: consecutive records of one endpoint.
-struct NewSegment<'a> {
-    endpoint: &'a str,
-    records: Vec<&'a EncodedPrediction>,
-}
-
-impl NewSegment<'_> {
-    fn body(&self) -> Result<String, StoreError> {
-        let len = self.records.iter().map(|r| r.line.len() + 1).sum();
-        let mut body = Vec::with_capacity(len);
-        for (i, r) in self.records.iter().enumerate() {
-            if i > 0 {
-                body.push(b'\n');
-            }
-            body.extend_from_slice(&r.line);
-        }
-        String::from_utf8(body).map_err(|e| StoreError::Invalid {
-            field: "prediction record".into(),
-            expected: "UTF-8 JSON".into(),
-            got: e.to_string(),
-        })
+            .collect();
+    };
+    let endpoint: String = get(segment, "endpoint")?;
+    let mut rows = segment::decode(&data)?;
+    for row in &mut rows {
+        row.endpoint.clone_from(&endpoint);
     }
+    Ok(rows)
 }
 
 impl MetadataStore {
@@ -154,12 +84,13 @@ impl MetadataStore {
     pub async fn insert_predictions(
         &self,
         writer: &str,
-        batch: &[EncodedPrediction],
+        batch: &PredictionBatch,
     ) -> Result<u64, StoreError> {
-        if batch.is_empty() {
+        let records = &batch.records;
+        if records.is_empty() {
             return Ok(0);
         }
-        if let Some(w) = batch.windows(2).find(|w| w[1].seq <= w[0].seq) {
+        if let Some(w) = records.windows(2).find(|w| w[1].seq <= w[0].seq) {
             return Err(StoreError::Invalid {
                 field: "prediction records".into(),
                 expected: "increasing sequence numbers".into(),
@@ -180,49 +111,44 @@ impl MetadataStore {
         .await
         .map_err(StoreError::db(doing))?;
         let next_seq: i64 = get(&mark, "next_seq")?;
-        let fresh: Vec<&EncodedPrediction> = batch
+        let fresh = records
             .iter()
-            .filter(|r| i64::try_from(r.seq).is_ok_and(|s| s >= next_seq))
-            .collect();
-        let mut segments: BTreeMap<&str, NewSegment<'_>> = BTreeMap::new();
-        for r in &fresh {
-            segments
-                .entry(r.endpoint.as_str())
-                .or_insert_with(|| NewSegment {
-                    endpoint: &r.endpoint,
-                    records: Vec::new(),
-                })
-                .records
-                .push(r);
+            .filter(|r| i64::try_from(r.seq).is_ok_and(|s| s >= next_seq));
+        let mut segments: BTreeMap<&str, Vec<&EncodedRecord>> = BTreeMap::new();
+        for r in fresh {
+            segments.entry(r.endpoint.as_str()).or_default().push(r);
         }
-        for segment in segments.values() {
+        let mut written = 0;
+        for (endpoint, segment) in &segments {
             let (Some(first), Some(first_ms), Some(last_ms), Some(min_id), Some(max_id)) = (
-                segment.records.first(),
-                segment.records.iter().map(|r| r.time_ms).min(),
-                segment.records.iter().map(|r| r.time_ms).max(),
-                segment.records.iter().map(|r| r.id.as_str()).min(),
-                segment.records.iter().map(|r| r.id.as_str()).max(),
+                segment.first(),
+                segment.iter().map(|r| r.time_ms).min(),
+                segment.iter().map(|r| r.time_ms).max(),
+                segment.iter().map(|r| r.id.as_str()).min(),
+                segment.iter().map(|r| r.id.as_str()).max(),
             ) else {
                 continue;
             };
+            written += segment.len() as u64;
             sqlx::query(
                 "INSERT INTO prediction_segments (writer, first_seq, endpoint, first_ms, last_ms, \
-                 min_id, max_id, records, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 min_id, max_id, records, body, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '', $9)",
             )
             .bind(writer.to_string())
             .bind(seq_value(first.seq)?)
-            .bind(segment.endpoint.to_string())
+            .bind(endpoint.to_string())
             .bind(first_ms)
             .bind(last_ms)
             .bind(min_id.to_string())
             .bind(max_id.to_string())
-            .bind(segment.records.len() as i64)
-            .bind(segment.body()?)
+            .bind(segment.len() as i64)
+            .bind(batch.segment(segment))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(doing))?;
         }
-        if let Some(last) = batch.last() {
+        if let Some(last) = records.last() {
             sqlx::query("UPDATE prediction_writers SET next_seq = $2 WHERE writer = $1")
                 .bind(writer.to_string())
                 .bind(seq_value(last.seq)?.max(next_seq - 1) + 1)
@@ -230,12 +156,12 @@ impl MetadataStore {
                 .await
                 .map_err(StoreError::db(doing))?;
         }
-        let first = batch.first().map_or("", |p| p.endpoint.as_str());
+        let first = records.first().map_or("", |p| p.endpoint.as_str());
         failpoint::check("predictions.before_commit", first)?;
         tx.commit()
             .await
             .map_err(StoreError::db("committing prediction records"))?;
-        Ok(fresh.len() as u64)
+        Ok(written)
     }
 
     /// How many prediction records are stored.
@@ -262,7 +188,7 @@ impl MetadataStore {
             .await
             .map_err(StoreError::db(format!("reading prediction {id}")))?
         {
-            if let Some(row) = body_of(&segment)?.into_iter().find(|r| r.id == id) {
+            if let Some(row) = records_of(&segment)?.into_iter().find(|r| r.id == id) {
                 return Ok(Some(row));
             }
         }
@@ -339,7 +265,7 @@ impl MetadataStore {
                 }
             }
             found.extend(
-                body_of(&segment)?
+                records_of(&segment)?
                     .into_iter()
                     .filter(|r| r.time_ms >= from_ms && r.time_ms < to_ms && key_after(r)),
             );
@@ -354,6 +280,35 @@ impl MetadataStore {
     }
 }
 
+/// See [`crate::testing::record_ids_in_insert_order`].
+#[cfg(feature = "testing")]
+pub(crate) async fn ids_in_insert_order(
+    store: &MetadataStore,
+    endpoint: &str,
+) -> Result<Vec<String>, StoreError> {
+    // SQLite's rowid numbers a table's rows in insert order; PostgreSQL has no such number.
+    if store.backend() != crate::Backend::Sqlite {
+        return Err(StoreError::Invalid {
+            field: "store".into(),
+            expected: "SQLite (rowid gives the insert order)".into(),
+            got: "PostgreSQL".into(),
+        });
+    }
+    let sql = format!(
+        "SELECT {SEGMENT_COLUMNS} FROM prediction_segments WHERE endpoint = $1 ORDER BY rowid"
+    );
+    let segments = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(endpoint.to_string())
+        .fetch_all(&store.pool)
+        .await
+        .map_err(StoreError::db("reading segments in insert order"))?;
+    let mut ids = Vec::new();
+    for segment in &segments {
+        ids.extend(records_of(segment)?.into_iter().map(|r| r.id));
+    }
+    Ok(ids)
+}
+
 /// A sequence number as the database stores it.
 fn seq_value(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Invalid {
@@ -361,19 +316,4 @@ fn seq_value(seq: u64) -> Result<i64, StoreError> {
         expected: format!("at most {}", i64::MAX),
         got: seq.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_line_is_read_back_with_its_keys() {
-        let line = br#"{"id":"a","time_ms":5,"endpoint":"churn","inputs":{}}"#.to_vec();
-        let read = EncodedPrediction::from_line(9, line.clone()).expect("line");
-        assert_eq!((read.seq, read.time_ms), (9, 5));
-        assert_eq!((read.id.as_str(), read.endpoint.as_str()), ("a", "churn"));
-        assert!(EncodedPrediction::from_line(1, b"{\"id\":1}".to_vec()).is_err());
-        assert!(EncodedPrediction::from_line(1, b"not json".to_vec()).is_err());
-    }
 }

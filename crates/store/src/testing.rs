@@ -206,3 +206,12 @@ impl Drop for TcpProxy {
         self.accept.abort();
     }
 }
+
+/// The ids of the records of every segment of `endpoint`, segments in the order they were
+/// inserted and records in their order within each (for tests of write order; SQLite only).
+pub async fn record_ids_in_insert_order(
+    store: &MetadataStore,
+    endpoint: &str,
+) -> Result<Vec<String>, StoreError> {
+    crate::predictions::ids_in_insert_order(store, endpoint).await
+}

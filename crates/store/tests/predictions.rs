@@ -10,8 +10,7 @@
 
 use berth_store::testing::fresh_store;
 use berth_store::{
-    AuditFilter, Change, EncodedPrediction, PredictionRow, ProfileWindowRow, RolloutSave,
-    StoreError,
+    AuditFilter, Change, PredictionBatch, PredictionRow, ProfileWindowRow, RolloutSave, StoreError,
 };
 use serde_json::json;
 
@@ -44,11 +43,12 @@ fn row(n: i64, endpoint: &str) -> PredictionRow {
 }
 
 /// `rows` as a writer hands them over, numbered from `first_seq`.
-fn encoded(rows: &[PredictionRow], first_seq: u64) -> Vec<EncodedPrediction> {
-    rows.iter()
-        .enumerate()
-        .map(|(i, r)| EncodedPrediction::from_row(first_seq + i as u64, r))
-        .collect()
+fn encoded(rows: &[PredictionRow], first_seq: u64) -> PredictionBatch {
+    let mut batch = PredictionBatch::new();
+    for (i, r) in rows.iter().enumerate() {
+        batch.push_row(first_seq + i as u64, r).expect("encode");
+    }
+    batch
 }
 
 /// Every record of `endpoint`, read in pages of `size`.
@@ -147,21 +147,24 @@ on_both_backends! {
 
     the_same_records_twice_are_stored_once_whatever_the_batches(store) {
         let batch: Vec<_> = (0..10).map(|n| row(n, "churn")).collect();
-        let lines = encoded(&batch, 100);
-        assert_eq!(store.insert_predictions("w1", &lines[..6]).await.expect("insert"), 6);
+        let first = encoded(&batch[..6], 100);
+        assert_eq!(store.insert_predictions("w1", &first).await.expect("insert"), 6);
         // Overlaps the first write, with other boundaries.
-        assert_eq!(store.insert_predictions("w1", &lines[4..]).await.expect("insert again"), 4);
-        assert_eq!(store.insert_predictions("w1", &lines[2..7]).await.expect("once more"), 0);
+        let again = encoded(&batch[4..], 104);
+        assert_eq!(store.insert_predictions("w1", &again).await.expect("insert again"), 4);
+        let once_more = encoded(&batch[2..7], 102);
+        assert_eq!(store.insert_predictions("w1", &once_more).await.expect("once more"), 0);
         assert_eq!(store.count_predictions().await.expect("count"), 10);
         let ids = store.list_prediction_ids("churn", 0, i64::MAX).await.expect("ids");
         assert_eq!(ids, batch.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
-        assert_eq!(store.insert_predictions("w1", &[]).await.expect("empty"), 0);
+        assert_eq!(store.insert_predictions("w1", &PredictionBatch::new()).await.expect("empty"), 0);
         // Another writer's numbers are its own.
         let other = row(20, "churn");
         assert_eq!(store.insert_predictions("w2", &encoded(&[other], 0)).await.expect("w2"), 1);
         // Out of order is refused, naming the numbers.
-        let mut backwards = encoded(&batch[..2], 200);
-        backwards.reverse();
+        let mut backwards = PredictionBatch::new();
+        backwards.push_row(201, &batch[1]).expect("encode");
+        backwards.push_row(200, &batch[0]).expect("encode");
         let refused = store.insert_predictions("w1", &backwards).await.expect_err("refused");
         assert!(refused.to_string().contains("200 after 201"), "{refused}");
         assert_eq!(store.count_predictions().await.expect("count"), 11);
@@ -196,9 +199,8 @@ on_both_backends! {
         let rows: Vec<_> = (0..40).map(|n| row(n, "churn")).collect();
         let (even, odd): (Vec<_>, Vec<_>) = rows.iter().cloned().partition(|r| r.latency_us % 2 == 0);
         for (writer, part) in [("a", &even), ("b", &odd)] {
-            let lines = encoded(part, 0);
-            for chunk in lines.chunks(3) {
-                store.insert_predictions(writer, chunk).await.expect("insert");
+            for (i, chunk) in part.chunks(3).enumerate() {
+                store.insert_predictions(writer, &encoded(chunk, 3 * i as u64)).await.expect("insert");
             }
         }
         for page in [1, 3, 7, 40] {
@@ -273,8 +275,8 @@ on_both_backends! {
     }
 }
 
-/// Records kept one per row before migration 7 are still there after it, read back as they
-/// were written.
+/// Records kept one per row before migration 7 are still there after it (as a segment of JSON
+/// lines), read back as they were written, beside the binary segments written after it.
 async fn records_of_migration_2_survive_the_upgrade(url: &str) {
     use sqlx::AssertSqlSafe;
     let old = berth_store::testing::store_at_migration(url, 6)
@@ -311,12 +313,17 @@ async fn records_of_migration_2_survive_the_upgrade(url: &str) {
         store.get_prediction(&stored.id).await.expect("get"),
         Some(stored.clone())
     );
+    let newer = row(8, "churn");
+    store
+        .insert_predictions("w1", &encoded(std::slice::from_ref(&newer), 0))
+        .await
+        .expect("insert after the upgrade");
     assert_eq!(
         store
             .list_predictions("churn", 0, i64::MAX, 10)
             .await
             .expect("list"),
-        vec![stored]
+        vec![stored, newer]
     );
 }
 
