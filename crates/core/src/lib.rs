@@ -14,6 +14,6 @@ mod tensor;
 pub use ids::prediction_id;
 pub use matrix::{FeatureMatrix, MatrixError};
 pub use model::{ModelFormat, ModelInfo, NamedTensor, OutputRole, OutputSpec, Task};
-pub use outputs::{OutputValues, json_at, output_columns, output_values, text_at};
+pub use outputs::{OutputValues, concat_outputs, json_at, output_columns, output_values, text_at};
 pub use signature::{DefaultValue, Field, FieldType, OutputField, Signature, SignatureError};
 pub use tensor::{Dim, ElementType, Tensor, TensorData, TensorError, TensorSpec};

@@ -69,6 +69,43 @@ pub fn output_values(outputs: &[NamedTensor]) -> Vec<(String, OutputValues)> {
     columns
 }
 
+/// The outputs of several predictions as one: each output's tensors stacked along the first
+/// axis, for profiling a group of requests at once. `None` when the predictions' outputs differ
+/// in anything but their rows (names, roles, element types, trailing dimensions) or a tensor
+/// has no first axis.
+pub fn concat_outputs(parts: &[&[NamedTensor]]) -> Option<Vec<NamedTensor>> {
+    let first = parts.first()?;
+    let mut joined = Vec::with_capacity(first.len());
+    for (i, head) in first.iter().enumerate() {
+        let shape = head.tensor.shape();
+        let trailing = shape.get(1..)?;
+        let mut rows = 0usize;
+        let mut data = head.tensor.data().empty_like();
+        for part in parts {
+            let o = part.get(i)?;
+            let same_shape = o.tensor.shape().get(1..) == Some(trailing);
+            if o.name != head.name || o.role != head.role || !same_shape {
+                return None;
+            }
+            if !data.extend_from(o.tensor.data()) {
+                return None;
+            }
+            rows += o.tensor.shape().first().copied().unwrap_or(0);
+        }
+        let mut shape = shape.to_vec();
+        shape[0] = rows;
+        joined.push(NamedTensor {
+            name: head.name.clone(),
+            role: head.role,
+            tensor: crate::Tensor::new(shape, data).ok()?,
+        });
+    }
+    if parts.iter().any(|p| p.len() != first.len()) {
+        return None;
+    }
+    Some(joined)
+}
+
 /// One value as text: the shortest form that reads back to the same number.
 pub fn text_at(data: &TensorData, i: usize) -> String {
     match data {
@@ -106,6 +143,40 @@ mod tests {
             role,
             tensor: Tensor::new(shape, data).expect("tensor"),
         }
+    }
+
+    #[test]
+    fn outputs_of_several_predictions_stack_by_rows() {
+        let one = |label: i64, p: f32| {
+            vec![
+                output(
+                    "label",
+                    OutputRole::Label,
+                    vec![1],
+                    TensorData::Int64(vec![label]),
+                ),
+                output(
+                    "probabilities",
+                    OutputRole::Probabilities,
+                    vec![1, 2],
+                    TensorData::Fp32(vec![1.0 - p, p]),
+                ),
+            ]
+        };
+        let (a, b) = (one(1, 0.75), one(0, 0.25));
+        let joined = concat_outputs(&[&a, &b]).expect("same outputs");
+        assert_eq!(joined[0].tensor.shape(), &[2]);
+        assert_eq!(joined[0].tensor.data(), &TensorData::Int64(vec![1, 0]));
+        assert_eq!(joined[1].tensor.shape(), &[2, 2]);
+        assert_eq!(
+            joined[1].tensor.data(),
+            &TensorData::Fp32(vec![0.25, 0.75, 0.75, 0.25])
+        );
+        let mut renamed = one(1, 0.5);
+        renamed[0].name = "class".into();
+        assert!(concat_outputs(&[&a, &renamed]).is_none());
+        assert!(concat_outputs(&[&a, &a[..1]]).is_none());
+        assert!(concat_outputs(&[]).is_none());
     }
 
     #[test]

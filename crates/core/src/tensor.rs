@@ -157,6 +157,32 @@ impl TensorData {
         }
     }
 
+    /// No values, of the same element type.
+    pub fn empty_like(&self) -> TensorData {
+        match self {
+            TensorData::Bool(_) => TensorData::Bool(Vec::new()),
+            TensorData::Int32(_) => TensorData::Int32(Vec::new()),
+            TensorData::Int64(_) => TensorData::Int64(Vec::new()),
+            TensorData::Fp32(_) => TensorData::Fp32(Vec::new()),
+            TensorData::Fp64(_) => TensorData::Fp64(Vec::new()),
+            TensorData::Bytes(_) => TensorData::Bytes(Vec::new()),
+        }
+    }
+
+    /// Appends `other`'s values; false (and nothing appended) when its element type differs.
+    pub fn extend_from(&mut self, other: &TensorData) -> bool {
+        match (self, other) {
+            (TensorData::Bool(a), TensorData::Bool(b)) => a.extend_from_slice(b),
+            (TensorData::Int32(a), TensorData::Int32(b)) => a.extend_from_slice(b),
+            (TensorData::Int64(a), TensorData::Int64(b)) => a.extend_from_slice(b),
+            (TensorData::Fp32(a), TensorData::Fp32(b)) => a.extend_from_slice(b),
+            (TensorData::Fp64(a), TensorData::Fp64(b)) => a.extend_from_slice(b),
+            (TensorData::Bytes(a), TensorData::Bytes(b)) => a.extend_from_slice(b),
+            _ => return false,
+        }
+        true
+    }
+
     /// Element `i` as `f64`, for numeric data; `None` for text or out of range.
     pub fn get_f64(&self, i: usize) -> Option<f64> {
         match self {

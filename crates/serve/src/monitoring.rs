@@ -28,7 +28,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use berth_core::{FeatureMatrix, FieldType, NamedTensor, Signature};
+use berth_core::{FeatureMatrix, FieldType, NamedTensor, Signature, concat_outputs};
 use berth_monitor::{
     ColumnKind, DriftConfig, DriftReport, Profile, ProfileBuilder, ReferenceProfile, drift_profiles,
 };
@@ -358,12 +358,20 @@ impl LiveProfiles {
 
     /// Profiles a group of observations into their windows.
     fn absorb(&self, batch: Vec<Observation>) {
-        let mut groups: HashMap<(Key, i64), Vec<Observation>> = HashMap::new();
+        // A gather holds a few groups at most: found by comparison, no key cloned per request.
+        let mut groups: Vec<(i64, Vec<Observation>)> = Vec::new();
         for o in batch {
             let start = window_start(o.at);
-            groups.entry((o.key.clone(), start)).or_default().push(o);
+            match groups
+                .iter_mut()
+                .find(|(s, g)| *s == start && g[0].key == o.key)
+            {
+                Some((_, group)) => group.push(o),
+                None => groups.push((start, vec![o])),
+            }
         }
-        for ((key, start), group) in groups {
+        for (start, group) in groups {
+            let key = group[0].key.clone();
             let monitor = group[0].monitor.clone();
             let parts: Vec<RowsRef<'_>> = group.iter().map(|o| o.rows.as_ref()).collect();
             let profiles = profile_rows(&monitor, &parts, group.iter().map(|o| &o.outputs[..]));
@@ -691,7 +699,12 @@ fn profile_rows<'o>(
     }
     let outputs = monitor.outputs.as_ref().map(|reference| {
         let mut builder = ProfileBuilder::new(reference);
-        outputs.for_each(|o| builder.observe_outputs(o));
+        // All the group's outputs at once when they line up (they do for one version).
+        let parts: Vec<&[NamedTensor]> = outputs.collect();
+        match concat_outputs(&parts) {
+            Some(joined) => builder.observe_outputs(&joined),
+            None => parts.iter().for_each(|o| builder.observe_outputs(o)),
+        }
         builder.finish()
     });
     WindowProfiles {
