@@ -32,7 +32,7 @@ fn record(n: u64) -> PredictionRecord {
         model: "churn".into(),
         version: 1,
         role: Role::Primary,
-        protocol: "v2".into(),
+        protocol: "v2",
         rows: 1,
         latency: Duration::from_micros(900),
         inputs: BTreeMap::from([

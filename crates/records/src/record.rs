@@ -108,7 +108,7 @@ pub struct PredictionRecord {
     pub version: i64,
     pub role: Role,
     /// The protocol of the request: `v1`, `v2`, `mlflow`, `grpc`, ...
-    pub protocol: String,
+    pub protocol: &'static str,
     /// Rows in the request.
     pub rows: usize,
     /// From request to answer.
@@ -170,7 +170,7 @@ pub(crate) fn encode_record(
         model: &record.model,
         version: record.version,
         role: record.role.as_str(),
-        protocol: &record.protocol,
+        protocol: record.protocol,
         rows: record.rows as u64,
         latency_us: u64::try_from(record.latency.as_micros()).unwrap_or(u64::MAX),
     };
@@ -423,7 +423,7 @@ mod tests {
             model: "churn".into(),
             version: 4,
             role: Role::Canary,
-            protocol: "v2".into(),
+            protocol: "v2",
             rows: 2,
             latency: Duration::from_micros(1234),
             inputs,

@@ -147,7 +147,7 @@ pub enum BatchError {
 /// What a caller gets: its outputs, and how long it queued and the model computed.
 #[derive(Debug)]
 pub struct Batched {
-    pub outputs: Vec<NamedTensor>,
+    pub outputs: Arc<[NamedTensor]>,
     pub queued: Duration,
     pub compute: Duration,
     /// Rows in the model run this request was part of.
@@ -235,7 +235,7 @@ impl Batcher {
             let compute = started.elapsed();
             self.cost.observe(rows.rows(), compute);
             return Ok(Batched {
-                outputs,
+                outputs: outputs.into(),
                 queued: Duration::ZERO,
                 compute,
                 batch_rows: rows.rows(),
@@ -375,7 +375,7 @@ async fn run(model: &Arc<dyn Model>, batch: Vec<Job>, cost: &RowCost) {
             .collect();
         let answer = mine
             .map(|outputs| Batched {
-                outputs,
+                outputs: outputs.into(),
                 queued: started.saturating_duration_since(job.enqueued),
                 compute,
                 batch_rows,

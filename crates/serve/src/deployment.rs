@@ -192,8 +192,7 @@ impl Deployment {
         );
         let id = PredictionRecord::new_id();
         // The outputs as the record and the profiler share them (the answer keeps its own).
-        let outputs: Option<Arc<[NamedTensor]>> =
-            watched.as_ref().map(|_| batched.outputs.clone().into());
+        let outputs: Option<Arc<[NamedTensor]>> = watched.as_ref().map(|_| batched.outputs.clone());
         if let (Some((recorder, durability)), Some(watched), Some(outputs)) =
             (&self.watchers.recorder, &watched, &outputs)
         {
@@ -204,7 +203,7 @@ impl Deployment {
                 model: self.model.clone(),
                 version: self.version,
                 role,
-                protocol: caller.protocol.to_string(),
+                protocol: caller.protocol,
                 rows: watched.rows(),
                 latency: caller.arrived.elapsed(),
                 inputs: match watched {

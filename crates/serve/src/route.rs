@@ -72,7 +72,7 @@ struct ShadowJob {
     endpoint: String,
     protocol: &'static str,
     columns: Columns,
-    primary: Vec<NamedTensor>,
+    primary: Arc<[NamedTensor]>,
 }
 
 /// How a route is made: the policy's pieces, resolved to loaded deployments.

@@ -70,7 +70,7 @@ proptest! {
             let mut merged = false;
             for call in futures::future::join_all(calls).await {
                 let (expected, got) = call.expect("task");
-                assert_eq!(got.outputs, expected, "a caller got rows that are not its own");
+                assert_eq!(got.outputs[..], expected[..], "a caller got rows that are not its own");
                 merged |= got.batch_rows > got.outputs[0].tensor.shape()[0];
             }
             // With many callers some must have shared a model run (the point of batching).
@@ -162,7 +162,10 @@ async fn cheap_requests_run_inline_once_measured() {
     assert!(!first.inline);
     let second = batcher.predict(one()).await.expect("second");
     assert!(second.inline, "a cheap run goes inline");
-    assert_eq!(second.outputs, model().predict(&one()).expect("direct"));
+    assert_eq!(
+        second.outputs[..],
+        model().predict(&one()).expect("direct")[..]
+    );
     assert_eq!(second.queued, Duration::ZERO);
 
     // A model run dearer than the limit, or a configured queue delay, keeps the queue.

@@ -70,7 +70,7 @@ pub fn record(endpoint: &str, n: u64) -> PredictionRecord {
         } else {
             Role::Primary
         },
-        protocol: "v2".into(),
+        protocol: "v2",
         rows: 1,
         latency: Duration::from_micros(800 + n),
         inputs: BTreeMap::from([
