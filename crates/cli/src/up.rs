@@ -186,7 +186,7 @@ pub async fn run(args: UpArgs, store: &StoreArgs, threads: usize) -> anyhow::Res
 /// says otherwise, and `--durability` over both.
 fn recorder_config(args: &UpArgs, store: &StoreArgs) -> anyhow::Result<RecorderConfig> {
     let mut config = match &args.records {
-        Some(path) => read_yaml_file(path, "records")?,
+        Some(path) => records_file(path, &store.store)?,
         None => RecorderConfig {
             spool_dir: spool_dir(&store.store),
             ..RecorderConfig::default()
@@ -202,11 +202,45 @@ fn recorder_config(args: &UpArgs, store: &StoreArgs) -> anyhow::Result<RecorderC
     Ok(config)
 }
 
+/// The recorder's settings from the YAML file at `path`; the spool in the data folder of
+/// `store` unless the file names one (two servers on two stores never share a spool).
+fn records_file(path: &Path, store: &str) -> anyhow::Result<RecorderConfig> {
+    let file: serde_yaml::Value = read_yaml_file(path, "records")?;
+    let names_spool = file.get("spool_dir").is_some();
+    let mut config: RecorderConfig = serde_yaml::from_value(file)
+        .map_err(|e| crate::UsageError(format!("{}: not a records file: {e}", path.display())))?;
+    if !names_spool {
+        config.spool_dir = spool_dir(store);
+    }
+    Ok(config)
+}
+
 /// `spool/` in the data folder, or `berth-spool` beside a database given by URL.
 fn spool_dir(store: &str) -> PathBuf {
     if store.contains("://") {
         PathBuf::from("berth-spool")
     } else {
         Path::new(store).join("spool")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_file_keeps_the_spool_in_the_data_folder_unless_it_names_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("records.yaml");
+        std::fs::write(&file, "batch_size: 2000\n").expect("write");
+        let config = records_file(&file, "/srv/berth-data").expect("config");
+        assert_eq!(config.batch_size, 2000);
+        assert_eq!(config.spool_dir, Path::new("/srv/berth-data/spool"));
+        std::fs::write(&file, "spool_dir: /var/spool/berth\n").expect("write");
+        let config = records_file(&file, "/srv/berth-data").expect("config");
+        assert_eq!(config.spool_dir, Path::new("/var/spool/berth"));
+        std::fs::write(&file, "batch_size: lots\n").expect("write");
+        let err = records_file(&file, "/srv/berth-data").expect_err("not a number");
+        assert!(err.to_string().contains("not a records file"), "{err}");
     }
 }

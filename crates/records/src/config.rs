@@ -4,8 +4,8 @@
 //! records:
 //!   durability: group        # group (default) | sync
 //!   flush_interval_ms: 200
-//!   queue_capacity: 10000
-//!   batch_size: 500
+//!   queue_capacity: 20000
+//!   batch_size: 2000
 //!   spool_dir: berth-data/spool
 //!   segment_bytes: 67108864
 //!   overflow: spool          # spool (default, never drops) | drop (counts drops)
@@ -75,8 +75,8 @@ impl Default for RecorderConfig {
         Self {
             durability: Durability::Group,
             flush_interval_ms: 200,
-            queue_capacity: 10_000,
-            batch_size: 500,
+            queue_capacity: 20_000,
+            batch_size: 2000,
             spool_dir: PathBuf::from("berth-data/spool"),
             segment_bytes: 64 << 20,
             overflow: OverflowPolicy::Spool,
