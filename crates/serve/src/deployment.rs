@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::batcher::{BatchConfig, BatchError, Batched, Batcher};
-use crate::metrics::ServeMetrics;
+use crate::metrics::{BatchHistograms, ServeMetrics};
 use crate::monitoring::{LiveProfiles, ScoredRows, VersionMonitor};
 use crate::protocol::row_value;
 use crate::route::{Route, TrafficWindows};
@@ -88,6 +88,9 @@ pub struct Deployment {
     pub version: i64,
     pub signature: Signature,
     pub info: ModelInfo,
+    /// `model/version`, made once: metrics and the `x-berth-version` header name it per request.
+    label: Arc<str>,
+    batch_metrics: BatchHistograms,
     /// The signature's inputs, shared by the records of the predictions.
     input_fields: Arc<[Field]>,
     batcher: Batcher,
@@ -134,9 +137,12 @@ impl Deployment {
         watchers: &Watchers,
         monitor: Option<VersionMonitor>,
     ) -> Self {
+        let label: Arc<str> = format!("{name}/{version}").into();
         Self {
             model: name.to_string(),
             version,
+            batch_metrics: watchers.metrics.batch_histograms(&label),
+            label,
             input_fields: signature.inputs.clone().into(),
             signature,
             info: model.info().clone(),
@@ -162,7 +168,7 @@ impl Deployment {
     ) -> Result<Prediction, ServeError> {
         let observe_rejected = |e: &ValidationError| {
             self.watchers.metrics.observe_rejected(
-                &self.label(),
+                self.label(),
                 e.problems.iter().map(|p| p.field.as_str()),
                 |field| self.signature.inputs.iter().any(|f| f.name == field),
             );
@@ -184,12 +190,8 @@ impl Deployment {
             None => None,
         };
         let batched = self.batcher.predict(rows).await?;
-        self.watchers.metrics.observe_batch(
-            &self.label(),
-            batched.queued,
-            batched.compute,
-            batched.batch_rows,
-        );
+        self.batch_metrics
+            .observe(batched.queued, batched.compute, batched.batch_rows);
         let id = PredictionRecord::new_id();
         // The outputs as the record and the profiler share them (the answer keeps its own).
         let outputs: Option<Arc<[NamedTensor]>> = watched.as_ref().map(|_| batched.outputs.clone());
@@ -259,8 +261,8 @@ impl Deployment {
     }
 
     /// `model/version`, as the `x-berth-version` header says it.
-    pub fn label(&self) -> String {
-        format!("{}/{}", self.model, self.version)
+    pub fn label(&self) -> &str {
+        &self.label
     }
 }
 

@@ -269,7 +269,7 @@ impl LiveRoutes {
             if !loaded.contains_key(key) {
                 match self.load(&key.0, key.1).await {
                     Ok(d) => {
-                        report.loaded.push(d.label());
+                        report.loaded.push(d.label().to_string());
                         loaded.insert(key.clone(), d);
                     }
                     Err(e) => tracing::error!("cannot load {}/{}: {e}", key.0, key.1),
@@ -314,7 +314,7 @@ impl LiveRoutes {
             .collect();
         for key in gone {
             if let Some(d) = loaded.remove(&key) {
-                report.unloaded.push(d.label());
+                report.unloaded.push(d.label().to_string());
             }
         }
         Ok(report)

@@ -139,6 +139,23 @@ impl Default for ServeMetrics {
     }
 }
 
+/// One version's batch histograms (series of [`ServeMetrics`]'s families).
+#[derive(Debug, Clone)]
+pub struct BatchHistograms {
+    queue_seconds: Histogram,
+    compute_seconds: Histogram,
+    batch_rows: Histogram,
+}
+
+impl BatchHistograms {
+    /// A batch's timings, as seen by one of its requests.
+    pub fn observe(&self, queued: Duration, compute: Duration, batch_rows: usize) {
+        self.queue_seconds.observe(queued.as_secs_f64());
+        self.compute_seconds.observe(compute.as_secs_f64());
+        self.batch_rows.observe(batch_rows as f64);
+    }
+}
+
 impl ServeMetrics {
     /// The serving metrics plus whatever `more` registers (e.g. the prediction recorder's).
     pub fn with(more: impl FnOnce(&mut Registry)) -> Self {
@@ -147,26 +164,17 @@ impl ServeMetrics {
         metrics
     }
 
-    /// A batch's timings, as seen by one of its requests.
-    pub fn observe_batch(
-        &self,
-        version: &str,
-        queued: Duration,
-        compute: Duration,
-        batch_rows: usize,
-    ) {
+    /// The batch histograms of `version` (`model/version`), looked up once for a deployment
+    /// rather than per request.
+    pub fn batch_histograms(&self, version: &str) -> BatchHistograms {
         let labels = VersionLabels {
             version: version.to_string(),
         };
-        self.queue_seconds
-            .get_or_create(&labels)
-            .observe(queued.as_secs_f64());
-        self.compute_seconds
-            .get_or_create(&labels)
-            .observe(compute.as_secs_f64());
-        self.batch_rows
-            .get_or_create(&labels)
-            .observe(batch_rows as f64);
+        BatchHistograms {
+            queue_seconds: self.queue_seconds.get_or_create(&labels).clone(),
+            compute_seconds: self.compute_seconds.get_or_create(&labels).clone(),
+            batch_rows: self.batch_rows.get_or_create(&labels).clone(),
+        }
     }
 
     /// Counts the values a request had refused, per field; `fields` bounds the label values

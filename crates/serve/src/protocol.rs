@@ -73,20 +73,13 @@ pub fn retry_headers(retry: bool) -> HeaderMap {
 /// `x-berth-version` (which version answered) and `x-berth-prediction-id`.
 pub fn answer_headers(deployment: &Deployment, prediction_id: &str) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&deployment.label()) {
+    if let Ok(v) = HeaderValue::from_str(deployment.label()) {
         headers.insert("x-berth-version", v);
     }
     if let Ok(v) = HeaderValue::from_str(prediction_id) {
         headers.insert("x-berth-prediction-id", v);
     }
     headers
-}
-
-/// All values of a tensor, flat, as JSON.
-pub fn values(t: &NamedTensor) -> Vec<Value> {
-    (0..t.tensor.data().len())
-        .map(|i| json_at(t.tensor.data(), i))
-        .collect()
 }
 
 /// Row `r` of an output: a scalar when each row has one value, else an array.

@@ -17,13 +17,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use berth_core::NamedTensor;
-use serde::Deserialize;
+use berth_core::{NamedTensor, TensorData};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::binary;
 use crate::deployment::{Caller, Deployment, Router as Routes, ServeError};
-use crate::protocol::{answer_headers, json_error, json_serve_error, nan_as_null, values};
+use crate::protocol::{answer_headers, json_error, json_serve_error, nan_as_null};
 use crate::validate::Columns;
 
 #[derive(Debug, Deserialize)]
@@ -296,8 +296,48 @@ fn columns(
     Ok(Columns::from_columns(columns)?)
 }
 
-fn tensor_json(t: &NamedTensor) -> Value {
-    json!({"name": t.name, "datatype": t.tensor.element_type().as_str(), "shape": t.tensor.shape(), "data": values(t)})
+/// The answer to an inference request, serialized straight from the outputs (no JSON tree
+/// built per request). Keys are in alphabetical order, as a `serde_json` map writes them.
+#[derive(Serialize)]
+struct InferResponse<'a> {
+    id: &'a str,
+    model_name: &'a str,
+    model_version: String,
+    outputs: Vec<OutputTensor<'a>>,
+}
+
+/// One output: its values as JSON (`data`) or, in binary, only their size (`parameters`).
+#[derive(Serialize)]
+struct OutputTensor<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<TensorValues<'a>>,
+    datatype: &'static str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinarySize>,
+    shape: &'a [usize],
+}
+
+#[derive(Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
+/// A tensor's values, flat; NaN and infinities as null (JSON has no way to write them).
+struct TensorValues<'a>(&'a TensorData);
+
+impl Serialize for TensorValues<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let finite = |x: f64| x.is_finite().then_some(x);
+        match self.0 {
+            TensorData::Bool(v) => serializer.collect_seq(v),
+            TensorData::Int32(v) => serializer.collect_seq(v),
+            TensorData::Int64(v) => serializer.collect_seq(v),
+            TensorData::Fp32(v) => serializer.collect_seq(v.iter().map(|&x| finite(f64::from(x)))),
+            TensorData::Fp64(v) => serializer.collect_seq(v.iter().map(|&x| finite(x))),
+            TensorData::Bytes(v) => serializer.collect_seq(v),
+        }
+    }
 }
 
 async fn run(
@@ -388,32 +428,51 @@ async fn run(
         None => batched.outputs.iter().map(|o| (o, all_binary)).collect(),
     };
     let mut raw_out = Vec::new();
-    let outputs: Vec<Value> = chosen
+    let outputs: Vec<OutputTensor<'_>> = chosen
         .iter()
         .map(|(o, binary)| {
-            if *binary {
+            let (data, parameters) = if *binary {
                 let bytes = binary::encode(o.tensor.data());
-                let described = json!({"name": o.name, "datatype": o.tensor.element_type().as_str(), "shape": o.tensor.shape(), "parameters": {"binary_data_size": bytes.len()}});
+                let size = bytes.len();
                 raw_out.extend(bytes);
-                described
+                (
+                    None,
+                    Some(BinarySize {
+                        binary_data_size: size,
+                    }),
+                )
             } else {
-                tensor_json(o)
+                (Some(TensorValues(o.tensor.data())), None)
+            };
+            OutputTensor {
+                data,
+                datatype: o.tensor.element_type().as_str(),
+                name: &o.name,
+                parameters,
+                shape: o.tensor.shape(),
             }
         })
         .collect();
     let mut headers = answer_headers(&deployment, &prediction.id);
     // The V2 `id` echoes the request's (the spec's rule), else it is the prediction id.
-    let id = request.id.unwrap_or(prediction.id);
-    let body = json!({
-        "model_name": m,
-        "model_version": deployment.version.to_string(),
-        "id": id,
-        "outputs": outputs,
-    });
-    if raw_out.is_empty() {
-        return (headers, Json(body)).into_response();
+    let id = request.id.as_deref().unwrap_or(&prediction.id);
+    let body = InferResponse {
+        id,
+        model_name: m,
+        model_version: deployment.version.to_string(),
+        outputs,
+    };
+    let mut bytes = Vec::with_capacity(256 + raw_out.len());
+    if let Err(e) = serde_json::to_writer(&mut bytes, &body) {
+        return json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the answer could not be written: {e}"),
+        );
     }
-    let mut bytes = body.to_string().into_bytes();
+    if raw_out.is_empty() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return (headers, bytes).into_response();
+    }
     if let Ok(v) = HeaderValue::from_str(&bytes.len().to_string()) {
         headers.insert(binary::HEADER_LENGTH, v);
     }
