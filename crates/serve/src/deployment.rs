@@ -93,6 +93,8 @@ pub struct Deployment {
     batch_metrics: BatchHistograms,
     /// The signature's inputs, shared by the records of the predictions.
     input_fields: Arc<[Field]>,
+    /// Their names, shared by requests that send the inputs in signature order.
+    input_names: Arc<[String]>,
     batcher: Batcher,
     watchers: Watchers,
     /// What live drift is measured against; `None` when the version has no reference profile.
@@ -144,6 +146,7 @@ impl Deployment {
             batch_metrics: watchers.metrics.batch_histograms(&label),
             label,
             input_fields: signature.inputs.clone().into(),
+            input_names: signature.inputs.iter().map(|f| f.name.clone()).collect(),
             signature,
             info: model.info().clone(),
             batcher: Batcher::spawn(model, config),
@@ -252,12 +255,18 @@ impl Deployment {
             .inputs
             .iter()
             .map(|field| {
-                let values = columns
-                    .column(&field.name)
-                    .map_or_else(|| vec![Value::Null; columns.rows()], <[Value]>::to_vec);
+                let values = columns.column(&field.name).map_or_else(
+                    || vec![Value::Null; columns.rows()],
+                    |column| column.cloned().collect(),
+                );
                 (field.name.clone(), values)
             })
             .collect()
+    }
+
+    /// The names of the signature's inputs, in order.
+    pub fn input_names(&self) -> Arc<[String]> {
+        self.input_names.clone()
     }
 
     /// `model/version`, as the `x-berth-version` header says it.

@@ -97,7 +97,7 @@ fn columns_from_json(d: &Deployment, body: &Map<String, Value>) -> Result<Column
                 }
             };
             match split.get("data") {
-                Some(Value::Array(rows)) => Ok(Columns::from_rows(names, rows)?),
+                Some(Value::Array(rows)) => Ok(Columns::from_rows(names.into(), rows)?),
                 _ => Err(bad("dataframe_split.data: expected a list of rows")),
             }
         }
@@ -152,7 +152,7 @@ fn columns_from_csv(text: &str) -> Result<Columns, ServeError> {
     let rows: Vec<Value> = lines
         .map(|l| Value::Array(l.split(',').map(csv_cell).collect()))
         .collect();
-    Ok(Columns::from_rows(header, &rows)?)
+    Ok(Columns::from_rows(header.into(), &rows)?)
 }
 
 async fn invocations(

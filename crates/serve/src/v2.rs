@@ -260,26 +260,15 @@ fn columns(
         flat.push((t, dims, values));
     }
     let fields = &d.signature.inputs;
-    // One tensor shaped like the model's input: columns in signature order.
-    if let [(t, dims, values)] = flat.as_slice()
+    // One tensor shaped like the model's input: its rows are the signature's fields in order,
+    // taken as they came.
+    if let [(t, dims, _)] = flat.as_slice()
         && !fields.iter().any(|f| f.name == t.name)
         && dims.len() == 2
         && dims[1] == fields.len()
+        && let Some((_, dims, values)) = flat.pop()
     {
-        let rows = dims[0];
-        let columns = fields
-            .iter()
-            .enumerate()
-            .map(|(c, f)| {
-                (
-                    f.name.clone(),
-                    (0..rows)
-                        .map(|r| values[r * fields.len() + c].clone())
-                        .collect(),
-                )
-            })
-            .collect();
-        return Ok(Columns::from_columns(columns)?);
+        return Ok(Columns::from_row_major(d.input_names(), dims[0], values)?);
     }
     let mut columns = Vec::with_capacity(flat.len());
     for (t, dims, values) in flat {

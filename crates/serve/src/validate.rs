@@ -92,12 +92,16 @@ impl fmt::Display for ValidationError {
 
 impl std::error::Error for ValidationError {}
 
-/// Request data by column: `values[c][r]` is field `names[c]` in row `r`.
+/// Request data by field: `names[c]` in row `r` is `values[c * column_step + r * row_step]`.
+/// Rows as protocols send them are kept as they came (row by row), columns likewise, so
+/// neither is copied into the other layout.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Columns {
-    names: Vec<String>,
-    values: Vec<Vec<Value>>,
+    names: Arc<[String]>,
+    values: Vec<Value>,
     rows: usize,
+    column_step: usize,
+    row_step: usize,
 }
 
 impl Columns {
@@ -111,11 +115,41 @@ impl Columns {
                 format!("{} values", v.len()),
             ));
         }
-        let (names, values) = columns.into_iter().unzip();
+        let mut names = Vec::with_capacity(columns.len());
+        let mut values = Vec::with_capacity(rows * columns.len());
+        for (name, column) in columns {
+            names.push(name);
+            values.extend(column);
+        }
         Ok(Self {
+            names: names.into(),
+            values,
+            rows,
+            column_step: rows,
+            row_step: 1,
+        })
+    }
+
+    /// `rows` rows of `names.len()` values each, one row after the other, in the order of
+    /// `names`.
+    pub fn from_row_major(
+        names: Arc<[String]>,
+        rows: usize,
+        values: Vec<Value>,
+    ) -> Result<Self, ValidationError> {
+        if rows.checked_mul(names.len()) != Some(values.len()) {
+            return Err(ValidationError::single(
+                "(request)",
+                format!("{rows} rows of {} values", names.len()),
+                format!("{} values", values.len()),
+            ));
+        }
+        Ok(Self {
+            row_step: names.len(),
             names,
             values,
             rows,
+            column_step: 1,
         })
     }
 
@@ -142,23 +176,24 @@ impl Columns {
         }
         let values = names
             .iter()
-            .map(|n| {
+            .flat_map(|n| {
                 records
                     .iter()
-                    .map(|r| r.get(n).cloned().unwrap_or(Value::Null))
-                    .collect()
+                    .map(move |r| r.get(n).cloned().unwrap_or(Value::Null))
             })
             .collect();
         Ok(Self {
-            names,
+            names: names.into(),
             values,
             rows: records.len(),
+            column_step: records.len(),
+            row_step: 1,
         })
     }
 
     /// Rows given as arrays of values in the order of `names`.
-    pub fn from_rows(names: Vec<String>, rows: &[Value]) -> Result<Self, ValidationError> {
-        let mut values = vec![Vec::with_capacity(rows.len()); names.len()];
+    pub fn from_rows(names: Arc<[String]>, rows: &[Value]) -> Result<Self, ValidationError> {
+        let mut values = Vec::with_capacity(rows.len() * names.len());
         for (r, row) in rows.iter().enumerate() {
             let cells = match row.as_array() {
                 Some(cells) if cells.len() == names.len() => cells,
@@ -174,15 +209,9 @@ impl Columns {
                     });
                 }
             };
-            for (c, cell) in cells.iter().enumerate() {
-                values[c].push(cell.clone());
-            }
+            values.extend(cells.iter().cloned());
         }
-        Ok(Self {
-            names,
-            values,
-            rows: rows.len(),
-        })
+        Self::from_row_major(names, rows.len(), values)
     }
 
     /// Rows as protocols send them: arrays in the order of `signature`'s inputs, or objects
@@ -203,14 +232,25 @@ impl Columns {
     }
 
     /// Field `name`'s values, if the request has that field.
-    pub fn column(&self, name: &str) -> Option<&[Value]> {
+    pub fn column(&self, name: &str) -> Option<impl ExactSizeIterator<Item = &Value>> {
         let c = self.names.iter().position(|n| n == name)?;
-        self.values.get(c).map(Vec::as_slice)
+        Some(self.column_at(c))
+    }
+
+    /// The values of the `c`-th field given.
+    fn column_at(&self, c: usize) -> impl ExactSizeIterator<Item = &Value> {
+        let start = c.saturating_mul(self.column_step);
+        self.values
+            .get(start..)
+            .unwrap_or_default()
+            .iter()
+            .step_by(self.row_step.max(1))
+            .take(self.rows)
     }
 
     /// Field `name`'s value in the first row, if the request has that field and a row.
     pub fn first(&self, name: &str) -> Option<&Value> {
-        self.column(name)?.first()
+        self.column(name)?.next()
     }
 }
 
@@ -330,7 +370,7 @@ fn check_cells<'v>(
         problems: Vec::new(),
         more: 0,
     };
-    for name in &columns.names {
+    for name in columns.names.iter() {
         if !signature.inputs.iter().any(|f| &f.name == name) {
             errors.push(FieldProblem {
                 field: name.clone(),
@@ -346,7 +386,7 @@ fn check_cells<'v>(
             .names
             .iter()
             .position(|n| n == &field.name)
-            .map(|i| &columns.values[i]);
+            .map(|i| columns.column_at(i));
         let missing_ok = field.nullable || !field.required;
         let is_text = text_ok && field.field_type == FieldType::Text;
         let default: Option<Cell<'v>> = field.default.as_ref().map(|d| match d {
@@ -355,7 +395,7 @@ fn check_cells<'v>(
         });
         match column {
             Some(column) => {
-                for (r, v) in column.iter().enumerate() {
+                for (r, v) in column.enumerate() {
                     let cell = match (v, &default) {
                         (Value::Null, Some(Cell::Number(x))) => Ok(Cell::Number(*x)),
                         (Value::Null, Some(Cell::Text(t))) => Ok(Cell::Text(*t)),
@@ -575,14 +615,60 @@ mod tests {
         let err = Columns::from_columns(vec![("a".into(), vec![json!(1)]), ("b".into(), vec![])])
             .unwrap_err();
         assert_eq!(err.problems[0].expected, "1 values, like the other inputs");
-        let err = Columns::from_rows(vec!["a".into(), "b".into()], &[json!([1, 2]), json!([1])])
-            .unwrap_err();
+        let err = Columns::from_rows(
+            vec!["a".to_string(), "b".to_string()].into(),
+            &[json!([1, 2]), json!([1])],
+        )
+        .unwrap_err();
         assert_eq!(
             (err.problems[0].row, err.problems[0].got.as_str()),
             (Some(1), "[1]")
         );
         let err = Columns::from_records(&[json!([1, 2])]).unwrap_err();
         assert_eq!(err.problems[0].expected, "an object of field values");
+    }
+
+    #[test]
+    fn rows_and_columns_read_the_same_whatever_their_layout() {
+        let names: Vec<String> = ["age", "spend", "plan", "score"].map(String::from).to_vec();
+        let rows = [
+            json!([30, 1.5, "basic", 0.5]),
+            json!([40, 2.0, "premium", 0.25]),
+            json!([50, 2.5, "basic", null]),
+        ];
+        let by_row = Columns::from_rows(names.clone().into(), &rows).unwrap();
+        let records: Vec<Value> = rows
+            .iter()
+            .map(|r| {
+                let cells = r.as_array().unwrap();
+                Value::Object(names.iter().cloned().zip(cells.iter().cloned()).collect())
+            })
+            .collect();
+        let by_record = Columns::from_records(&records).unwrap();
+        let by_column = Columns::from_columns(
+            names
+                .iter()
+                .enumerate()
+                .map(|(c, n)| (n.clone(), rows.iter().map(|r| r[c].clone()).collect()))
+                .collect(),
+        )
+        .unwrap();
+        for columns in [&by_record, &by_column] {
+            for name in &names {
+                let a: Vec<&Value> = by_row.column(name).unwrap().collect();
+                let b: Vec<&Value> = columns.column(name).unwrap().collect();
+                assert_eq!(a, b, "{name}");
+            }
+        }
+        assert_eq!(by_row.first("plan"), Some(&json!("basic")));
+        let matrix = validate(&signature(), &by_row).unwrap();
+        let bits = |m: &FeatureMatrix| m.values().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&matrix),
+            bits(&validate(&signature(), &by_column).unwrap())
+        );
+        assert_eq!(matrix.row(1)[0], 40.0);
+        assert!(Columns::from_row_major(names.into(), 2, vec![json!(1)]).is_err());
     }
 
     #[test]
