@@ -114,7 +114,7 @@ pub fn rows_json(outputs: &[NamedTensor], rows: usize) -> Vec<Value> {
 /// `NaN`, which is not JSON. Outside strings, `NaN` becomes `null` — a missing value — before
 /// parsing; everything else is left as it is.
 pub fn nan_as_null(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !body.windows(3).any(|w| w == b"NaN") {
+    if memchr::memmem::find(body, b"NaN").is_none() {
         return std::borrow::Cow::Borrowed(body);
     }
     let mut out = Vec::with_capacity(body.len() + 8);

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -460,7 +460,7 @@ async fn run(
     }
     if raw_out.is_empty() {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        return (headers, bytes).into_response();
+        return (headers, Body::from(bytes)).into_response();
     }
     if let Ok(v) = HeaderValue::from_str(&bytes.len().to_string()) {
         headers.insert(binary::HEADER_LENGTH, v);

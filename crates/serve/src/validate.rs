@@ -370,8 +370,10 @@ fn check_cells<'v>(
         problems: Vec::new(),
         more: 0,
     };
-    for name in columns.names.iter() {
-        if !signature.inputs.iter().any(|f| &f.name == name) {
+    // Fields are usually sent in signature order: each found at its own place before any search.
+    let in_place = |c: usize, name: &str| signature.inputs.get(c).is_some_and(|f| f.name == name);
+    for (c, name) in columns.names.iter().enumerate() {
+        if !in_place(c, name) && !signature.inputs.iter().any(|f| &f.name == name) {
             errors.push(FieldProblem {
                 field: name.clone(),
                 row: None,
@@ -382,11 +384,12 @@ fn check_cells<'v>(
     }
     let rows = columns.rows;
     for (c, field) in signature.inputs.iter().enumerate() {
-        let column = columns
-            .names
-            .iter()
-            .position(|n| n == &field.name)
-            .map(|i| columns.column_at(i));
+        let given = if columns.names.get(c).is_some_and(|n| n == &field.name) {
+            Some(c)
+        } else {
+            columns.names.iter().position(|n| n == &field.name)
+        };
+        let column = given.map(|i| columns.column_at(i));
         let missing_ok = field.nullable || !field.required;
         let is_text = text_ok && field.field_type == FieldType::Text;
         let default: Option<Cell<'v>> = field.default.as_ref().map(|d| match d {
