@@ -338,8 +338,9 @@ impl LiveProfiles {
             // What arrives within GATHER is profiled together: one builder per window for many
             // requests, rather than one per request. The task sleeps meanwhile and then takes
             // what is queued, rather than waking for every observation.
-            let mut batch = vec![first];
             tokio::time::sleep(GATHER).await;
+            let mut batch = Vec::with_capacity(observations.len() + 1);
+            batch.push(first);
             loop {
                 match observations.try_recv() {
                     Ok(o) => batch.push(o),

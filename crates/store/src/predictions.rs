@@ -116,7 +116,7 @@ impl MetadataStore {
             .filter(|r| i64::try_from(r.seq).is_ok_and(|s| s >= next_seq));
         let mut segments: BTreeMap<&str, Vec<&EncodedRecord>> = BTreeMap::new();
         for r in fresh {
-            segments.entry(r.endpoint.as_str()).or_default().push(r);
+            segments.entry(batch.endpoint(r)).or_default().push(r);
         }
         let mut written = 0;
         for (endpoint, segment) in &segments {
@@ -156,7 +156,7 @@ impl MetadataStore {
                 .await
                 .map_err(StoreError::db(doing))?;
         }
-        let first = records.first().map_or("", |p| p.endpoint.as_str());
+        let first = records.first().map_or("", |r| batch.endpoint(r));
         failpoint::check("predictions.before_commit", first)?;
         tx.commit()
             .await

@@ -54,17 +54,19 @@ const MAX_EMPTY_ENTRIES: usize = 1 << 24;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PredictionBatch {
     schemas: Vec<Box<[String]>>,
+    /// The endpoints of the records (a batch holds one or a few).
+    endpoints: Vec<String>,
     pub(crate) records: Vec<EncodedRecord>,
 }
 
-/// One record of a batch: its writer's sequence number, the fields segments are filed by, and
-/// its bytes (which refer to the batch's schemas).
+/// One record of a batch: its writer's sequence number, the fields segments are filed by (its
+/// endpoint as an index into the batch's), and its bytes (which refer to the batch's schemas).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct EncodedRecord {
     pub seq: u64,
     pub id: String,
     pub time_ms: i64,
-    pub endpoint: String,
+    pub endpoint: usize,
     bytes: Vec<u8>,
 }
 
@@ -116,12 +118,19 @@ impl PredictionBatch {
         put_str(&mut bytes, head.protocol);
         put_varint(&mut bytes, head.rows);
         put_varint(&mut bytes, head.latency_us);
+        let endpoint = match self.endpoints.iter().rposition(|e| e == head.endpoint) {
+            Some(known) => known,
+            None => {
+                self.endpoints.push(head.endpoint.to_string());
+                self.endpoints.len() - 1
+            }
+        };
         RecordBuilder {
             record: EncodedRecord {
                 seq,
                 id: head.id.to_string(),
                 time_ms: head.time_ms,
-                endpoint: head.endpoint.to_string(),
+                endpoint,
                 bytes,
             },
             batch: self,
@@ -181,10 +190,17 @@ impl PredictionBatch {
                     pos: 0,
                 }
                 .row(&schemas)?;
-                row.endpoint.clone_from(&r.endpoint);
+                row.endpoint = self.endpoint(r).to_string();
                 Ok(row)
             })
             .collect()
+    }
+
+    /// The endpoint of `record` (of this batch).
+    pub(crate) fn endpoint(&self, record: &EncodedRecord) -> &str {
+        self.endpoints
+            .get(record.endpoint)
+            .map_or("", String::as_str)
     }
 
     /// The index of the schema with these names, added if new.
@@ -657,7 +673,7 @@ mod tests {
         let records: Vec<&EncodedRecord> = batch.records.iter().collect();
         let mut rows = decode(&batch.segment(&records)).expect("decode");
         for (row, r) in rows.iter_mut().zip(&batch.records) {
-            row.endpoint = r.endpoint.clone();
+            row.endpoint = batch.endpoint(r).to_string();
         }
         assert_eq!(rows, batch.rows().expect("rows"));
         rows
