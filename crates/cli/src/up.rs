@@ -239,6 +239,31 @@ mod tests {
         std::fs::write(&file, "spool_dir: /var/spool/berth\n").expect("write");
         let config = records_file(&file, "/srv/berth-data").expect("config");
         assert_eq!(config.spool_dir, Path::new("/var/spool/berth"));
+        // The example of docs/RECORDS.md is a file berth takes, with the defaults it states.
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/RECORDS.md"),
+        )
+        .expect("docs/RECORDS.md");
+        let example = doc
+            .split("```yaml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a YAML example");
+        std::fs::write(&file, example).expect("write");
+        let config = records_file(&file, "/srv/berth-data").expect("the documented example");
+        let defaults = RecorderConfig::default();
+        assert_eq!(
+            (
+                config.batch_size,
+                config.queue_capacity,
+                config.flush_interval_ms
+            ),
+            (
+                defaults.batch_size,
+                defaults.queue_capacity,
+                defaults.flush_interval_ms
+            )
+        );
         std::fs::write(&file, "batch_size: lots\n").expect("write");
         let err = records_file(&file, "/srv/berth-data").expect_err("not a number");
         assert!(err.to_string().contains("not a records file"), "{err}");

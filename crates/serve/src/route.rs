@@ -109,7 +109,7 @@ impl Route {
             .shadows
             .into_iter()
             .map(|d| ShadowRoute {
-                shed: metrics.shadow_shed(endpoint, &d.label()),
+                shed: metrics.shadow_shed(endpoint, d.label()),
                 queue: spawn_shadow(
                     window(&d),
                     windows.comparison(endpoint, &d.model, d.version),
