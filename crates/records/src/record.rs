@@ -212,7 +212,7 @@ fn write_columns(builder: &mut RecordBuilder<'_>, columns: &RecordColumns) {
                         n,
                         cells.map(|x| (!x.is_nan()).then_some(x != 0.0)),
                     ),
-                    _ => builder.f32s(Entries::Scalars, n, cells),
+                    _ => builder.floats(Entries::Scalars, n, cells),
                 }
             }
         }
@@ -244,8 +244,8 @@ fn write_tensor(builder: &mut RecordBuilder<'_>, named: &NamedTensor) {
         return;
     };
     match tensor.data() {
-        TensorData::Fp32(v) => builder.f32s(entries, rows, v[..n].iter().copied()),
-        TensorData::Fp64(v) => builder.f64s(entries, rows, v[..n].iter().copied()),
+        TensorData::Fp32(v) => builder.floats(entries, rows, v[..n].iter().copied()),
+        TensorData::Fp64(v) => builder.floats(entries, rows, v[..n].iter().copied()),
         TensorData::Int32(v) => builder.i64s(entries, rows, v[..n].iter().map(|&x| i64::from(x))),
         TensorData::Int64(v) => builder.i64s(entries, rows, v[..n].iter().copied()),
         TensorData::Bool(v) => builder.bools(entries, rows, v[..n].iter().map(|&x| Some(x))),

@@ -39,7 +39,7 @@ pub use records::{
     NewVersion, VersionRecord,
 };
 pub use rollouts::{RolloutRow, RolloutSave};
-pub use segment::{Entries, PredictionBatch, RecordBuilder, RecordHead};
+pub use segment::{Entries, Float, PredictionBatch, RecordBuilder, RecordHead};
 
 /// The default data folder: `./berth-data`.
 pub const DEFAULT_DATA_DIR: &str = "berth-data";

@@ -84,6 +84,32 @@ pub struct RecordHead<'a> {
     pub latency_us: u64,
 }
 
+/// A float type a column can hold: `f32` or `f64`, stored as its little-endian bytes.
+pub trait Float: Copy {
+    #[doc(hidden)]
+    const KIND: u8;
+    #[doc(hidden)]
+    const BYTES: usize;
+    #[doc(hidden)]
+    fn put(self, out: &mut Vec<u8>);
+}
+
+impl Float for f32 {
+    const KIND: u8 = F32;
+    const BYTES: usize = 4;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl Float for f64 {
+    const KIND: u8 = F64;
+    const BYTES: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
 /// How a column's entries are shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entries {
@@ -301,33 +327,18 @@ impl RecordBuilder<'_> {
         put_varint(&mut self.record.bytes, count as u64);
     }
 
-    /// A column of `f32`s (a value that is not finite reads back as null).
-    pub fn f32s(
+    /// A column of `f32`s or `f64`s (a value that is not finite reads back as null).
+    pub fn floats<T: Float>(
         &mut self,
         entries: Entries,
         count: usize,
-        values: impl ExactSizeIterator<Item = f32>,
+        values: impl ExactSizeIterator<Item = T>,
     ) {
-        self.column_head(F32, entries, count, values.len());
+        self.column_head(T::KIND, entries, count, values.len());
         let bytes = &mut self.record.bytes;
-        bytes.reserve(values.len() * 4);
+        bytes.reserve(values.len() * T::BYTES);
         for x in values {
-            bytes.extend_from_slice(&x.to_le_bytes());
-        }
-    }
-
-    /// A column of `f64`s (a value that is not finite reads back as null).
-    pub fn f64s(
-        &mut self,
-        entries: Entries,
-        count: usize,
-        values: impl ExactSizeIterator<Item = f64>,
-    ) {
-        self.column_head(F64, entries, count, values.len());
-        let bytes = &mut self.record.bytes;
-        bytes.reserve(values.len() * 8);
-        for x in values {
-            bytes.extend_from_slice(&x.to_le_bytes());
+            x.put(bytes);
         }
     }
 
@@ -716,8 +727,8 @@ mod tests {
         };
         let mut r = batch.record(7, &head);
         r.columns(["f", "d", "i", "b", "s"].into_iter());
-        r.f32s(Entries::Scalars, 2, [25.85f32, f32::NAN].into_iter());
-        r.f64s(
+        r.floats(Entries::Scalars, 2, [25.85f32, f32::NAN].into_iter());
+        r.floats(
             Entries::Arrays(2),
             2,
             [0.1, 0.2, f64::INFINITY, -1.5].into_iter(),
@@ -726,7 +737,7 @@ mod tests {
         r.bools(Entries::Scalars, 2, [Some(true), None].into_iter());
         r.strs(Entries::Scalars, 2, [Some("pro"), None].into_iter());
         r.columns(["p"].into_iter());
-        r.f32s(Entries::Arrays(0), 2, std::iter::empty());
+        r.floats(Entries::Arrays(0), 2, std::iter::empty::<f32>());
         r.finish().expect("finish");
         let rows = read_back(&batch);
         assert_eq!(
@@ -757,15 +768,15 @@ mod tests {
         let mut batch = PredictionBatch::new();
         let mut r = batch.record(1, &head);
         r.columns(["a", "b"].into_iter());
-        r.f32s(Entries::Scalars, 1, [1.0f32].into_iter());
+        r.floats(Entries::Scalars, 1, [1.0f32].into_iter());
         r.columns(["p"].into_iter());
-        r.f32s(Entries::Scalars, 1, [1.0f32].into_iter());
+        r.floats(Entries::Scalars, 1, [1.0f32].into_iter());
         let err = r.finish().expect_err("a column missing");
         assert!(err.to_string().contains("1 columns missing"), "{err}");
 
         let mut r = batch.record(2, &head);
         r.columns(["a"].into_iter());
-        r.f32s(Entries::Scalars, 2, [1.0f32].into_iter());
+        r.floats(Entries::Scalars, 2, [1.0f32].into_iter());
         r.whole(&Value::Null);
         let err = r.finish().expect_err("count");
         assert!(err.to_string().contains("1 values for 2 entries"), "{err}");
