@@ -17,18 +17,24 @@
 //! and its UTF-8 bytes.
 //!
 //! ```text
-//! segment := "BRS1" count schema* count (length record)*
+//! segment := "BRS1" count schema* count string* count (length record)*
 //! schema  := count string*                     the names of a record's columns, in order
-//! record  := id time_ms(i64 LE) model version role protocol rows latency_us inputs outputs
+//! record  := id time_ms model version role protocol rows latency_us inputs outputs
+//! id      := 1 uuid(16 bytes)                  a canonical lowercase UUID string
+//!          | 0 string
+//! model, role, protocol := index into the segment's strings
 //! columns := 0 string                          any JSON value, as text
 //!          | 1+schema_index column*            one column per name of the schema
-//! column  := kind [width] count value*         count entries; width values each if kind & 0x80
+//! column  := kind [width] [count] value*       width if kind & 0x80 (entries are arrays);
+//!                                              count unless kind & 0x40 (count = rows)
 //!          | JSON string                       a column that is any JSON value
 //! ```
 //!
 //! Values by kind: `F32` 4 bytes LE (not finite: null), `F64` 8 bytes LE (likewise), `I64` a
 //! signed varint, `BOOL` one byte (0, 1; 2 is null), `STR` a varint of length + 1 and the
 //! bytes (0 is null).
+
+use std::ops::Range;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -46,6 +52,8 @@ const STR: u8 = 5;
 const JSON: u8 = 6;
 /// Set on a kind whose entries are arrays of `width` values.
 const ARRAYS: u8 = 0x80;
+/// Set on a kind whose count is the record's rows (and so not written).
+const ROWS: u8 = 0x40;
 /// The most entries a column of empty arrays may have.
 const MAX_EMPTY_ENTRIES: usize = 1 << 24;
 
@@ -54,8 +62,12 @@ const MAX_EMPTY_ENTRIES: usize = 1 << 24;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PredictionBatch {
     schemas: Vec<Box<[String]>>,
+    /// Models, roles and protocols, which records name by index.
+    strings: Vec<String>,
     /// The endpoints of the records (a batch holds one or a few).
     endpoints: Vec<String>,
+    /// Every record's bytes, one after the other.
+    data: Vec<u8>,
     pub(crate) records: Vec<EncodedRecord>,
 }
 
@@ -67,7 +79,8 @@ pub(crate) struct EncodedRecord {
     pub id: String,
     pub time_ms: i64,
     pub endpoint: usize,
-    bytes: Vec<u8>,
+    /// Where its bytes are in the batch's `data`.
+    bytes: Range<usize>,
 }
 
 /// The fields of a record other than its inputs and outputs.
@@ -135,30 +148,31 @@ impl PredictionBatch {
     /// Starts the record with sequence number `seq`: give its inputs, then its outputs, each as
     /// [`RecordBuilder::columns`] and one call per column, then [`RecordBuilder::finish`].
     pub fn record(&mut self, seq: u64, head: &RecordHead<'_>) -> RecordBuilder<'_> {
-        let mut bytes = Vec::with_capacity(256);
-        put_str(&mut bytes, head.id);
-        bytes.extend_from_slice(&head.time_ms.to_le_bytes());
-        put_str(&mut bytes, head.model);
-        put_signed(&mut bytes, head.version);
-        put_str(&mut bytes, head.role);
-        put_str(&mut bytes, head.protocol);
-        put_varint(&mut bytes, head.rows);
-        put_varint(&mut bytes, head.latency_us);
-        let endpoint = match self.endpoints.iter().rposition(|e| e == head.endpoint) {
-            Some(known) => known,
-            None => {
-                self.endpoints.push(head.endpoint.to_string());
-                self.endpoints.len() - 1
-            }
-        };
+        let start = self.data.len();
+        let (model, role, protocol) = (
+            intern(&mut self.strings, head.model),
+            intern(&mut self.strings, head.role),
+            intern(&mut self.strings, head.protocol),
+        );
+        let endpoint = intern(&mut self.endpoints, head.endpoint);
+        let bytes = &mut self.data;
+        put_id(bytes, head.id);
+        put_signed(bytes, head.time_ms);
+        put_varint(bytes, model as u64);
+        put_signed(bytes, head.version);
+        put_varint(bytes, role as u64);
+        put_varint(bytes, protocol as u64);
+        put_varint(bytes, head.rows);
+        put_varint(bytes, head.latency_us);
         RecordBuilder {
             record: EncodedRecord {
                 seq,
                 id: head.id.to_string(),
                 time_ms: head.time_ms,
                 endpoint,
-                bytes,
+                bytes: start..start,
             },
+            rows: head.rows,
             batch: self,
             sections: 0,
             columns_left: 0,
@@ -207,15 +221,18 @@ impl PredictionBatch {
 
     /// The batch's records, read back as the store will return them.
     pub fn rows(&self) -> Result<Vec<PredictionRow>, StoreError> {
-        let schemas: Vec<Vec<String>> = self.schemas.iter().map(|s| s.to_vec()).collect();
+        let tables = Tables {
+            schemas: self.schemas.iter().map(|s| s.to_vec()).collect(),
+            strings: self.strings.clone(),
+        };
         self.records
             .iter()
             .map(|r| {
                 let mut row = Reader {
-                    data: &r.bytes,
+                    data: self.data.get(r.bytes.clone()).unwrap_or_default(),
                     pos: 0,
                 }
-                .row(&schemas)?;
+                .row(&tables)?;
                 row.endpoint = self.endpoint(r).to_string();
                 Ok(row)
             })
@@ -244,7 +261,7 @@ impl PredictionBatch {
     /// The segment holding `records` (of this batch).
     pub(crate) fn segment(&self, records: &[&EncodedRecord]) -> Vec<u8> {
         let len = records.iter().map(|r| r.bytes.len() + 3).sum::<usize>();
-        let mut out = Vec::with_capacity(len + 64);
+        let mut out = Vec::with_capacity(len + 256);
         out.extend_from_slice(MAGIC);
         put_varint(&mut out, self.schemas.len() as u64);
         for schema in &self.schemas {
@@ -253,12 +270,29 @@ impl PredictionBatch {
                 put_str(&mut out, name);
             }
         }
+        put_varint(&mut out, self.strings.len() as u64);
+        for string in &self.strings {
+            put_str(&mut out, string);
+        }
         put_varint(&mut out, records.len() as u64);
         for r in records {
-            put_varint(&mut out, r.bytes.len() as u64);
-            out.extend_from_slice(&r.bytes);
+            let bytes = self.data.get(r.bytes.clone()).unwrap_or_default();
+            put_varint(&mut out, bytes.len() as u64);
+            out.extend_from_slice(bytes);
         }
         out
+    }
+}
+
+/// The index of `value` in `list`, added if new (lists of a few entries: searched from the
+/// most recent).
+fn intern(list: &mut Vec<String>, value: &str) -> usize {
+    match list.iter().rposition(|v| v == value) {
+        Some(known) => known,
+        None => {
+            list.push(value.to_string());
+            list.len() - 1
+        }
     }
 }
 
@@ -267,6 +301,8 @@ impl PredictionBatch {
 pub struct RecordBuilder<'b> {
     batch: &'b mut PredictionBatch,
     record: EncodedRecord,
+    /// The record's rows: a column of as many entries does not write its count.
+    rows: u64,
     /// Sections begun: 1 while writing inputs, 2 while writing outputs.
     sections: u8,
     columns_left: usize,
@@ -280,13 +316,13 @@ impl RecordBuilder<'_> {
         self.begin_section();
         let index = self.batch.schema(names.clone());
         self.columns_left = names.count();
-        put_varint(&mut self.record.bytes, index as u64 + 1);
+        put_varint(&mut self.batch.data, index as u64 + 1);
     }
 
     /// The next section is `value`, whatever its shape, kept as JSON.
     pub fn whole(&mut self, value: &Value) {
         self.begin_section();
-        put_varint(&mut self.record.bytes, 0);
+        put_varint(&mut self.batch.data, 0);
         self.put_json(value);
     }
 
@@ -310,21 +346,24 @@ impl RecordBuilder<'_> {
             self.fail("a column more than its section names".into());
         }
         self.columns_left = self.columns_left.saturating_sub(1);
+        let implicit = if count as u64 == self.rows { ROWS } else { 0 };
         let matches = match entries {
             Entries::Scalars => {
-                self.record.bytes.push(kind);
+                self.batch.data.push(kind | implicit);
                 values == count
             }
             Entries::Arrays(width) => {
-                self.record.bytes.push(kind | ARRAYS);
-                put_varint(&mut self.record.bytes, width as u64);
+                self.batch.data.push(kind | ARRAYS | implicit);
+                put_varint(&mut self.batch.data, width as u64);
                 count.checked_mul(width) == Some(values)
             }
         };
         if !matches {
             self.fail(format!("{values} values for {count} entries"));
         }
-        put_varint(&mut self.record.bytes, count as u64);
+        if implicit == 0 {
+            put_varint(&mut self.batch.data, count as u64);
+        }
     }
 
     /// A column of `f32`s or `f64`s (a value that is not finite reads back as null).
@@ -335,7 +374,7 @@ impl RecordBuilder<'_> {
         values: impl ExactSizeIterator<Item = T>,
     ) {
         self.column_head(T::KIND, entries, count, values.len());
-        let bytes = &mut self.record.bytes;
+        let bytes = &mut self.batch.data;
         bytes.reserve(values.len() * T::BYTES);
         for x in values {
             x.put(bytes);
@@ -351,7 +390,7 @@ impl RecordBuilder<'_> {
     ) {
         self.column_head(I64, entries, count, values.len());
         for x in values {
-            put_signed(&mut self.record.bytes, x);
+            put_signed(&mut self.batch.data, x);
         }
     }
 
@@ -364,7 +403,7 @@ impl RecordBuilder<'_> {
     ) {
         self.column_head(BOOL, entries, count, values.len());
         for x in values {
-            self.record.bytes.push(match x {
+            self.batch.data.push(match x {
                 Some(false) => 0,
                 Some(true) => 1,
                 None => 2,
@@ -380,7 +419,7 @@ impl RecordBuilder<'_> {
         values: impl ExactSizeIterator<Item = Option<&'s str>>,
     ) {
         self.column_head(STR, entries, count, values.len());
-        let bytes = &mut self.record.bytes;
+        let bytes = &mut self.batch.data;
         for x in values {
             match x {
                 Some(s) => {
@@ -398,15 +437,15 @@ impl RecordBuilder<'_> {
             self.fail("a column more than its section names".into());
         }
         self.columns_left = self.columns_left.saturating_sub(1);
-        self.record.bytes.push(JSON);
+        self.batch.data.push(JSON);
         self.put_json(value);
     }
 
     fn put_json<T: Serialize + ?Sized>(&mut self, value: &T) {
         match serde_json::to_vec(value) {
             Ok(text) => {
-                put_varint(&mut self.record.bytes, text.len() as u64);
-                self.record.bytes.extend_from_slice(&text);
+                put_varint(&mut self.batch.data, text.len() as u64);
+                self.batch.data.extend_from_slice(&text);
             }
             Err(e) => self.fail(format!("a value JSON cannot hold: {e}")),
         }
@@ -423,13 +462,16 @@ impl RecordBuilder<'_> {
         if self.columns_left != 0 {
             self.fail(format!("{} columns missing", self.columns_left));
         }
+        let start = self.record.bytes.start;
         if let Some(problem) = self.problem {
+            self.batch.data.truncate(start);
             return Err(StoreError::Invalid {
                 field: format!("prediction record {}", self.record.id),
                 expected: "inputs and outputs, one column per name".into(),
                 got: problem,
             });
         }
+        self.record.bytes = start..self.batch.data.len();
         self.batch.records.push(self.record);
         Ok(())
     }
@@ -444,6 +486,10 @@ pub(crate) fn decode(data: &[u8]) -> Result<Vec<PredictionRow>, StoreError> {
     let schemas = (0..r.count()?)
         .map(|_| (0..r.count()?).map(|_| r.string()).collect())
         .collect::<Result<Vec<Vec<String>>, _>>()?;
+    let strings = (0..r.count()?)
+        .map(|_| r.string())
+        .collect::<Result<Vec<String>, _>>()?;
+    let tables = Tables { schemas, strings };
     let records = r.count()?;
     let mut rows = Vec::with_capacity(records);
     for _ in 0..records {
@@ -452,9 +498,25 @@ pub(crate) fn decode(data: &[u8]) -> Result<Vec<PredictionRow>, StoreError> {
             data: r.take(len)?,
             pos: 0,
         };
-        rows.push(record.row(&schemas)?);
+        rows.push(record.row(&tables)?);
     }
     Ok(rows)
+}
+
+/// What a segment's records refer to by index.
+struct Tables {
+    schemas: Vec<Vec<String>>,
+    strings: Vec<String>,
+}
+
+impl Tables {
+    fn string(&self, reader: &Reader<'_>, index: u64) -> Result<String, StoreError> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.strings.get(i))
+            .cloned()
+            .ok_or_else(|| reader.damaged("an unknown string"))
+    }
 }
 
 /// Reads a segment's bytes.
@@ -524,19 +586,34 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn row(&mut self, schemas: &[Vec<String>]) -> Result<PredictionRow, StoreError> {
+    fn row(&mut self, tables: &Tables) -> Result<PredictionRow, StoreError> {
+        let id = match self.byte()? {
+            0 => self.string()?,
+            1 => uuid_text(&self.array()?),
+            _ => return Err(self.damaged("an unknown id form")),
+        };
+        let time_ms = self.signed()?;
+        let model = self.varint()?;
+        let model = tables.string(self, model)?;
+        let version = self.signed()?;
+        let role = self.varint()?;
+        let role = tables.string(self, role)?;
+        let protocol = self.varint()?;
+        let protocol = tables.string(self, protocol)?;
+        let rows = self.varint()?;
+        let latency_us = self.varint()?;
         Ok(PredictionRow {
-            id: self.string()?,
-            time_ms: i64::from_le_bytes(self.array()?),
+            id,
+            time_ms,
             endpoint: String::new(),
-            model: self.string()?,
-            version: self.signed()?,
-            role: self.string()?,
-            protocol: self.string()?,
-            rows: i64::try_from(self.varint()?).unwrap_or(i64::MAX),
-            latency_us: i64::try_from(self.varint()?).unwrap_or(i64::MAX),
-            inputs: self.section(schemas)?,
-            outputs: self.section(schemas)?,
+            model,
+            version,
+            role,
+            protocol,
+            rows: i64::try_from(rows).unwrap_or(i64::MAX),
+            latency_us: i64::try_from(latency_us).unwrap_or(i64::MAX),
+            inputs: self.section(&tables.schemas, rows)?,
+            outputs: self.section(&tables.schemas, rows)?,
         })
     }
 
@@ -546,7 +623,7 @@ impl<'a> Reader<'a> {
             .map_err(|_| self.damaged("JSON that does not parse"))
     }
 
-    fn section(&mut self, schemas: &[Vec<String>]) -> Result<Value, StoreError> {
+    fn section(&mut self, schemas: &[Vec<String>], rows: u64) -> Result<Value, StoreError> {
         let tag = self.count()?;
         let Some(index) = tag.checked_sub(1) else {
             return self.json();
@@ -556,12 +633,12 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.damaged("an unknown schema"))?;
         let mut columns = Map::new();
         for name in names {
-            columns.insert(name.clone(), self.column()?);
+            columns.insert(name.clone(), self.column(rows)?);
         }
         Ok(Value::Object(columns))
     }
 
-    fn column(&mut self) -> Result<Value, StoreError> {
+    fn column(&mut self, rows: u64) -> Result<Value, StoreError> {
         let kind = self.byte()?;
         if kind == JSON {
             return self.json();
@@ -571,22 +648,29 @@ impl<'a> Reader<'a> {
         } else {
             None
         };
-        // Entries of no values take no bytes: their count is bounded apart.
-        let count = if width == Some(0) {
-            usize::try_from(self.varint()?)
-                .ok()
-                .filter(|&n| n <= MAX_EMPTY_ENTRIES)
-                .ok_or_else(|| self.damaged("too many empty entries"))?
+        let count = if kind & ROWS != 0 {
+            rows
         } else {
-            self.count()?
+            self.varint()?
         };
+        // Entries of no values take no bytes: their count is bounded apart.
+        let bound = if width == Some(0) {
+            MAX_EMPTY_ENTRIES
+        } else {
+            self.data.len() - self.pos
+        };
+        let count = usize::try_from(count)
+            .ok()
+            .filter(|&n| n <= bound)
+            .ok_or_else(|| self.damaged("a count larger than the data"))?;
+        let kind = kind & !(ARRAYS | ROWS);
         let mut entries = Vec::with_capacity(count.min(self.data.len() - self.pos));
         for _ in 0..count {
             entries.push(match width {
                 None => self.value(kind)?,
                 Some(width) => Value::Array(
                     (0..width)
-                        .map(|_| self.value(kind & !ARRAYS))
+                        .map(|_| self.value(kind))
                         .collect::<Result<_, _>>()?,
                 ),
             });
@@ -637,6 +721,55 @@ fn f32_value(x: f32) -> Value {
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(Value::Null)
+}
+
+/// A canonical UUID string (lowercase hex, hyphens at 8, 13, 18 and 23) as its 16 bytes.
+fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    let text = id.as_bytes();
+    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&i| text[i] != b'-') {
+        return None;
+    }
+    let mut digits = text.iter().filter(|&&c| c != b'-');
+    let mut out = [0u8; 16];
+    for byte in &mut out {
+        let mut value = 0u8;
+        for _ in 0..2 {
+            let c = *digits.next()?;
+            let digit = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            value = value << 4 | digit;
+        }
+        *byte = value;
+    }
+    Some(out)
+}
+
+/// The canonical text of a UUID's 16 bytes.
+fn uuid_text(bytes: &[u8; 16]) -> String {
+    let mut text = String::with_capacity(36);
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            text.push('-');
+        }
+        text.push_str(&format!("{b:02x}"));
+    }
+    text
+}
+
+fn put_id(out: &mut Vec<u8>, id: &str) {
+    match uuid_bytes(id) {
+        Some(bytes) => {
+            out.push(1);
+            out.extend_from_slice(&bytes);
+        }
+        None => {
+            out.push(0);
+            put_str(out, id);
+        }
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -797,7 +930,37 @@ mod tests {
         assert!(decode(b"XXXX").is_err());
     }
 
+    #[test]
+    fn canonical_uuids_are_kept_as_16_bytes_and_other_ids_as_text() {
+        let id = "0193a3c4-5e6f-7a8b-9cde-f0123456789a";
+        let bytes = uuid_bytes(id).expect("canonical");
+        assert_eq!(uuid_text(&bytes), id);
+        for other in [
+            "0193A3C4-5E6F-7A8B-9CDE-F0123456789A",
+            "0193a3c45e6f7a8b9cdef0123456789a",
+            "0193a3c4-5e6f-7a8b-9cde-f0123456789",
+            "0193a3c4-5e6f-7a8b-9cde_f0123456789a",
+            "r1",
+        ] {
+            assert!(uuid_bytes(other).is_none(), "{other}");
+        }
+        let mut batch = PredictionBatch::new();
+        let mut upper = row(json!({"a": [1]}), json!({"p": [0.5]}));
+        upper.id = "0193A3C4-5E6F-7A8B-9CDE-F0123456789A".into();
+        let mut lower = upper.clone();
+        lower.id = id.into();
+        batch.push_row(1, &upper).expect("upper");
+        batch.push_row(2, &lower).expect("lower");
+        assert_eq!(read_back(&batch), vec![upper, lower]);
+    }
+
     proptest! {
+        #[test]
+        fn any_uuid_reads_back_as_itself(bytes in any::<[u8; 16]>()) {
+            let text = uuid_text(&bytes);
+            prop_assert_eq!(uuid_bytes(&text), Some(bytes));
+        }
+
         #[test]
         fn floats_read_back_as_their_shortest_json(x in any::<f32>()) {
             let json: Value = serde_json::from_str(
