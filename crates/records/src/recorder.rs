@@ -523,6 +523,8 @@ struct Writer {
     /// The spool folder's writer id, under which the store keeps its high-water mark.
     writer: String,
     store_down_since: Option<Instant>,
+    /// The last written batch, emptied and reused for the next (its buffers kept).
+    spare: PredictionBatch,
 }
 
 /// Records taken from the queue, encoded: the records themselves (for the spool, or to go
@@ -540,15 +542,17 @@ impl Writer {
             store,
             writer,
             store_down_since: None,
+            spare: PredictionBatch::new(),
         }
     }
 
     /// Encodes `batch`; a record that cannot be encoded is lost, counted and logged.
-    fn encode(&self, batch: Vec<Queued>) -> Encoded {
+    fn encode(&mut self, batch: Vec<Queued>) -> Encoded {
         let mut encoded = Encoded {
             records: Vec::with_capacity(batch.len()),
-            batch: PredictionBatch::new(),
+            batch: std::mem::take(&mut self.spare),
         };
+        encoded.batch.clear();
         for q in batch {
             match encode_record(&q.record, q.seq, &self.shared.redactor, &mut encoded.batch) {
                 Ok(()) => encoded.records.push(q),
@@ -678,6 +682,7 @@ impl Writer {
                 }
                 let encoded = self.encode(batch);
                 if self.write(&encoded.batch).await.is_ok() {
+                    self.spare = encoded.batch;
                     continue;
                 }
                 let _ = self.move_to_spool(encoded);

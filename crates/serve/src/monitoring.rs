@@ -685,13 +685,8 @@ fn profile_rows<'o>(
             RowsRef::Raw(_) => None,
         })
         .collect();
-    match FeatureMatrix::concat(&matrices) {
-        Some(rows) if rows.rows() > 0 => {
-            observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &rows)
-        }
-        _ => matrices
-            .iter()
-            .for_each(|rows| observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, rows)),
+    if matrices.iter().any(|m| m.rows() > 0) {
+        observe_rows(&mut inputs, &monitor.inputs, &monitor.signature, &matrices);
     }
     for part in parts {
         if let RowsRef::Raw(batch) = part {
@@ -811,10 +806,14 @@ fn observe_rows(
     builder: &mut ProfileBuilder<'_>,
     reference: &ReferenceProfile,
     signature: &Signature,
-    rows: &FeatureMatrix,
+    parts: &[&FeatureMatrix],
 ) {
     for (c, field) in signature.inputs.iter().enumerate() {
-        let column = (0..rows.rows()).map(|r| rows.row(r)[c]);
+        // Column `c` of every part in turn, read in place (no matrix of the whole group).
+        let column = parts.iter().flat_map(|rows| {
+            rows.iter_rows()
+                .map(move |row| row.get(c).copied().unwrap_or(f32::NAN))
+        });
         let kind = reference.column(&field.name).map(|rc| rc.layout.kind());
         match (kind, &field.field_type) {
             (Some(ColumnKind::Categorical), FieldType::Category { values }) => {

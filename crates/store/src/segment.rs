@@ -145,6 +145,16 @@ impl PredictionBatch {
         self.records.is_empty()
     }
 
+    /// Empties the batch, keeping its buffers: a writer that reuses one batch does not ask the
+    /// allocator for (and the kernel to clear) a few hundred kilobytes per write.
+    pub fn clear(&mut self) {
+        self.schemas.clear();
+        self.strings.clear();
+        self.endpoints.clear();
+        self.data.clear();
+        self.records.clear();
+    }
+
     /// Starts the record with sequence number `seq`: give its inputs, then its outputs, each as
     /// [`RecordBuilder::columns`] and one call per column, then [`RecordBuilder::finish`].
     pub fn record(&mut self, seq: u64, head: &RecordHead<'_>) -> RecordBuilder<'_> {
