@@ -2,7 +2,7 @@
 //! records' columns once per segment, each record's values raw.
 //!
 //! A single-row record of 23 features took about 850 bytes as a line of JSON, most of them
-//! the names of its columns and floats printed as text. Here it takes about 230, and writing
+//! the names of its columns and floats printed as text. Here it takes about 177, and writing
 //! it is copying the values; SQLite's cost of a segment (copies, WAL checksums, page writes)
 //! goes with its bytes. Readers get the same [`PredictionRow`]s as from JSON lines: a float
 //! column reads back as the shortest decimal of its `f32`, as JSON wrote it.
@@ -854,10 +854,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn typed_columns_read_back_as_json_would_have_them() {
-        let mut batch = PredictionBatch::new();
-        let head = RecordHead {
+    /// A record `r1` of `rows` rows.
+    fn head(rows: u64) -> RecordHead<'static> {
+        RecordHead {
             id: "r1",
             time_ms: 5,
             endpoint: "e",
@@ -865,9 +864,15 @@ mod tests {
             version: 2,
             role: "primary",
             protocol: "v2",
-            rows: 2,
+            rows,
             latency_us: 90,
-        };
+        }
+    }
+
+    #[test]
+    fn typed_columns_read_back_as_json_would_have_them() {
+        let mut batch = PredictionBatch::new();
+        let head = head(2);
         let mut r = batch.record(7, &head);
         r.columns(["f", "d", "i", "b", "s"].into_iter());
         r.floats(Entries::Scalars, 2, [25.85f32, f32::NAN].into_iter());
@@ -897,17 +902,7 @@ mod tests {
 
     #[test]
     fn a_record_that_does_not_match_its_names_is_refused() {
-        let head = RecordHead {
-            id: "r1",
-            time_ms: 5,
-            endpoint: "e",
-            model: "m",
-            version: 2,
-            role: "primary",
-            protocol: "v2",
-            rows: 1,
-            latency_us: 90,
-        };
+        let head = head(1);
         let mut batch = PredictionBatch::new();
         let mut r = batch.record(1, &head);
         r.columns(["a", "b"].into_iter());
