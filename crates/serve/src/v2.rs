@@ -47,7 +47,92 @@ struct InputTensor {
     #[serde(default)]
     parameters: Map<String, Value>,
     #[serde(default)]
-    data: Option<Value>,
+    data: Option<FlatData>,
+}
+
+/// A tensor's `data`, flattened as it is parsed: nested arrays become one run of values, in
+/// order (no tree of arrays is built and then copied out).
+#[derive(Debug, Default)]
+struct FlatData(Vec<Value>);
+
+impl<'de> Deserialize<'de> for FlatData {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut values = Vec::new();
+        serde::de::DeserializeSeed::deserialize(Flatten(&mut values), deserializer)?;
+        Ok(FlatData(values))
+    }
+}
+
+/// Appends a value, or the values of nested arrays, to `.0`.
+struct Flatten<'a>(&'a mut Vec<Value>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a value or (nested) arrays of values")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if let Some(n) = seq.size_hint() {
+            self.0.reserve(n);
+        }
+        while seq.next_element_seed(Flatten(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        self.0.push(value);
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.push(Value::Bool(v));
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.0.push(Value::from(v));
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.0.push(Value::from(v));
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.0.push(Value::from(v));
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push(Value::String(v.to_string()));
+        Ok(())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<(), E> {
+        self.0.push(Value::String(v));
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.push(Value::Null);
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,13 +241,6 @@ async fn infer_version(
 }
 
 /// Flattens nested arrays row-major.
-fn flatten(data: &Value, out: &mut Vec<Value>) {
-    match data {
-        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
-        other => out.push(other.clone()),
-    }
-}
-
 /// Checks one value against the tensor's declared datatype.
 fn fits(datatype: &str, v: &Value) -> bool {
     match datatype {
@@ -176,11 +254,11 @@ fn fits(datatype: &str, v: &Value) -> bool {
 }
 
 /// Each input's values, flat: from its JSON `data`, or from the raw bytes after the header.
-fn input_values(inputs: &[InputTensor], mut raw: &[u8]) -> Result<Vec<Vec<Value>>, ServeError> {
+fn input_values(inputs: &mut [InputTensor], mut raw: &[u8]) -> Result<Vec<Vec<Value>>, ServeError> {
     let bad = |m: String| ServeError::BadRequest(m);
     let mut all = Vec::with_capacity(inputs.len());
     for t in inputs {
-        let values = match (&t.data, t.parameters.get("binary_data_size")) {
+        let values = match (t.data.take(), t.parameters.get("binary_data_size")) {
             (None, Some(size)) => {
                 let size = size
                     .as_u64()
@@ -202,11 +280,7 @@ fn input_values(inputs: &[InputTensor], mut raw: &[u8]) -> Result<Vec<Vec<Value>
                 binary::decode(&t.datatype, bytes)
                     .map_err(|e| bad(format!("input '{}': {e}", t.name)))?
             }
-            (Some(data), None) => {
-                let mut values = Vec::new();
-                flatten(data, &mut values);
-                values
-            }
+            (Some(FlatData(values)), None) => values,
             (Some(_), Some(_)) => {
                 return Err(bad(format!(
                     "input '{}' has both data and binary_data_size",
@@ -372,7 +446,7 @@ async fn run(
             (body, &[][..])
         }
     };
-    let request: InferRequest = match serde_json::from_slice(&nan_as_null(json_part)) {
+    let mut request: InferRequest = match serde_json::from_slice(&nan_as_null(json_part)) {
         Ok(r) => r,
         Err(e) => {
             return json_error(
@@ -385,7 +459,7 @@ async fn run(
         Ok(r) => r,
         Err(e) => return json_serve_error(e),
     };
-    let columns = match input_values(&request.inputs, raw)
+    let columns = match input_values(&mut request.inputs, raw)
         .and_then(|v| columns(route.primary(), &request.inputs, v))
     {
         Ok(c) => c,
@@ -471,4 +545,32 @@ async fn run(
     );
     bytes.extend(raw_out);
     (headers, bytes).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(data: &str) -> Vec<Value> {
+        serde_json::from_str::<FlatData>(data).expect("data").0
+    }
+
+    #[test]
+    fn data_is_flattened_as_it_is_parsed_in_row_major_order() {
+        assert_eq!(
+            flat("[[1, 2.5], [null, -3]]"),
+            vec![json!(1), json!(2.5), Value::Null, json!(-3)]
+        );
+        assert_eq!(
+            flat("[[[true]], [[false]]]"),
+            vec![json!(true), json!(false)]
+        );
+        assert_eq!(flat(r#"["a", ["b"]]"#), vec![json!("a"), json!("b")]);
+        assert_eq!(flat("7"), vec![json!(7)]);
+        assert_eq!(flat("[]"), Vec::<Value>::new());
+        // Objects are kept whole, for the datatype check to refuse by name.
+        assert_eq!(flat(r#"[{"x": 1}]"#), vec![json!({"x": 1})]);
+        assert_eq!(flat("[18446744073709551615]"), vec![json!(u64::MAX)]);
+        assert!(serde_json::from_str::<FlatData>("[1, ").is_err());
+    }
 }
