@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use berth_core::{NamedTensor, TensorData};
+use berth_core::{NamedTensor, TensorData, json_at};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -386,20 +386,12 @@ struct BinarySize {
     binary_data_size: usize,
 }
 
-/// A tensor's values, flat; NaN and infinities as null (JSON has no way to write them).
+/// A tensor's values, flat, as [`json_at`] writes each one (NaN and infinities as null).
 struct TensorValues<'a>(&'a TensorData);
 
 impl Serialize for TensorValues<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let finite = |x: f64| x.is_finite().then_some(x);
-        match self.0 {
-            TensorData::Bool(v) => serializer.collect_seq(v),
-            TensorData::Int32(v) => serializer.collect_seq(v),
-            TensorData::Int64(v) => serializer.collect_seq(v),
-            TensorData::Fp32(v) => serializer.collect_seq(v.iter().map(|&x| finite(f64::from(x)))),
-            TensorData::Fp64(v) => serializer.collect_seq(v.iter().map(|&x| finite(x))),
-            TensorData::Bytes(v) => serializer.collect_seq(v),
-        }
+        serializer.collect_seq((0..self.0.len()).map(|i| json_at(self.0, i)))
     }
 }
 

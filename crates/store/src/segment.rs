@@ -733,40 +733,16 @@ fn f32_value(x: f32) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// A canonical UUID string (lowercase hex, hyphens at 8, 13, 18 and 23) as its 16 bytes.
+/// A canonical UUID string (lowercase, hyphenated: what reads back as the same text) as its
+/// 16 bytes.
 fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
-    let text = id.as_bytes();
-    if text.len() != 36 || [8, 13, 18, 23].iter().any(|&i| text[i] != b'-') {
-        return None;
-    }
-    let mut digits = text.iter().filter(|&&c| c != b'-');
-    let mut out = [0u8; 16];
-    for byte in &mut out {
-        let mut value = 0u8;
-        for _ in 0..2 {
-            let c = *digits.next()?;
-            let digit = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                _ => return None,
-            };
-            value = value << 4 | digit;
-        }
-        *byte = value;
-    }
-    Some(out)
+    let uuid = uuid::Uuid::try_parse(id).ok()?;
+    (uuid_text(uuid.as_bytes()) == id).then(|| *uuid.as_bytes())
 }
 
 /// The canonical text of a UUID's 16 bytes.
 fn uuid_text(bytes: &[u8; 16]) -> String {
-    let mut text = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            text.push('-');
-        }
-        text.push_str(&format!("{b:02x}"));
-    }
-    text
+    uuid::Uuid::from_bytes(*bytes).hyphenated().to_string()
 }
 
 fn put_id(out: &mut Vec<u8>, id: &str) {
